@@ -1,0 +1,53 @@
+"""featgeom_tda: geometry and topology of sparse-autoencoder features across language models.
+
+The public API is imported lazily, so ``import featgeom_tda`` stays fast: heavy dependencies
+(torch, sae_lens, transformer_lens, umap) load only when a function that needs them is used.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+__version__ = "0.1.0"
+
+# public name -> module that defines it
+_EXPORTS: dict[str, str] = {
+    # tensor interface and store
+    "Provenance": "featgeom_tda.types",
+    "FeatureActivations": "featgeom_tda.types",
+    "FeatureWeights": "featgeom_tda.types",
+    "FeatureMatching": "featgeom_tda.types",
+    "ActivationStore": "featgeom_tda.store",
+    # matching
+    "top_correlations": "featgeom_tda.matching",
+    "TopCorrelations": "featgeom_tda.matching",
+    "match_features": "featgeom_tda.matching",
+    # geometry
+    "svcca": "featgeom_tda.geometry",
+    "linear_cka": "featgeom_tda.geometry",
+    "rsa": "featgeom_tda.geometry",
+    "procrustes": "featgeom_tda.geometry",
+    "knn_jaccard": "featgeom_tda.geometry",
+    "mutual_knn": "featgeom_tda.geometry",
+    "permutation_test": "featgeom_tda.geometry",
+    # topology and projections
+    "mapper_graph": "featgeom_tda.topology",
+    "persistence": "featgeom_tda.topology",
+    "diagram_distance": "featgeom_tda.topology",
+}
+
+__all__ = sorted(_EXPORTS) + ["__version__"]
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'featgeom_tda' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return __all__

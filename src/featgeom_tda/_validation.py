@@ -1,0 +1,140 @@
+"""Input checks that raise ``ValueError`` naming the argument, what was expected and what was received.
+
+Every public function validates its inputs with these helpers so that bad input never turns into a deep
+traceback or a silently wrong number.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Iterable
+
+import numpy as np
+import scipy.sparse as sp
+
+
+def describe(x: Any) -> str:
+    """Short description of an array-like for error messages: type, shape and dtype."""
+    shape = getattr(x, "shape", None)
+    dtype = getattr(x, "dtype", None)
+    kind = type(x).__name__
+    if shape is None:
+        return kind
+    return f"{kind} of shape {tuple(shape)} and dtype {dtype}"
+
+
+def to_numpy(x: Any, name: str, *, dtype: Any = None) -> np.ndarray:
+    """Convert numpy / torch (dense) / list input to a numpy array; sparse input is refused."""
+    if sp.issparse(x):
+        raise ValueError(f"{name} must be a dense array, got sparse {describe(x)}")
+    if _is_torch(x):
+        if x.is_sparse or getattr(x, "layout", None) not in (None, _torch_strided()):
+            x = x.to_dense()
+        x = x.detach().cpu().numpy()
+    try:
+        arr = np.asarray(x, dtype=dtype)
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"{name} must be array-like of numbers, got {describe(x)}: {exc}") from None
+    if arr.dtype == object:
+        raise ValueError(f"{name} must be array-like of numbers, got an object array")
+    return arr
+
+
+def check_rank(x: Any, name: str, rank: int) -> None:
+    """Raise unless ``x`` has exactly ``rank`` dimensions."""
+    shape = getattr(x, "shape", None)
+    if shape is None or len(shape) != rank:
+        got = "no shape" if shape is None else f"{len(shape)}-D shape {tuple(shape)}"
+        raise ValueError(f"{name} must be {rank}-D, got {got}")
+
+
+def check_not_empty(x: Any, name: str) -> None:
+    """Raise if ``x`` has a zero-length dimension."""
+    shape = tuple(getattr(x, "shape", ()))
+    if len(shape) == 0 or any(s == 0 for s in shape):
+        raise ValueError(f"{name} must not be empty, got shape {shape}")
+
+
+def check_finite(x: Any, name: str) -> None:
+    """Raise if ``x`` (dense numpy, scipy sparse or torch) holds NaN or inf, with the count and first index."""
+    if sp.issparse(x):
+        values = x.data
+    elif _is_torch(x):
+        t = x.coalesce().values() if x.is_sparse else x
+        bad = ~_torch().isfinite(t)
+        if bool(bad.any()):
+            raise ValueError(f"{name} contains {int(bad.sum())} NaN or inf values; expected only finite numbers")
+        return
+    else:
+        values = np.asarray(x)
+    if values.dtype.kind not in "fc":
+        return
+    bad = ~np.isfinite(values)
+    if bad.any():
+        first = np.argwhere(bad)[0].tolist() if not sp.issparse(x) else None
+        where = f" (first at index {first})" if first is not None else ""
+        raise ValueError(f"{name} contains {int(bad.sum())} NaN or inf values{where}; expected only finite numbers")
+
+
+def check_same_rows(a: Any, name_a: str, b: Any, name_b: str, *, what: str = "paired inputs") -> None:
+    """Raise if two inputs do not have the same number of rows."""
+    na, nb = int(a.shape[0]), int(b.shape[0])
+    if na != nb:
+        raise ValueError(f"{name_a} has {na} rows but {name_b} has {nb}; {what} need the same rows")
+
+
+def check_choice(value: Any, name: str, choices: Iterable[Any]) -> None:
+    """Raise unless ``value`` is one of ``choices``."""
+    choices = tuple(choices)
+    if value not in choices:
+        raise ValueError(f"{name} must be one of {', '.join(map(repr, choices))}; got {value!r}")
+
+
+def check_positive_int(value: Any, name: str, *, minimum: int = 1) -> int:
+    """Return ``value`` as int, raising unless it is an integer >= ``minimum``."""
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+        raise ValueError(f"{name} must be an integer >= {minimum}; got {value!r}")
+    if value < minimum:
+        raise ValueError(f"{name} must be an integer >= {minimum}; got {value}")
+    return int(value)
+
+
+def check_fraction(value: Any, name: str, *, open_low: bool = True) -> float:
+    """Return ``value`` as float, raising unless 0 < value <= 1 (or 0 <= value <= 1)."""
+    try:
+        v = float(value)
+    except (TypeError, ValueError):
+        raise ValueError(f"{name} must be a number in (0, 1]; got {value!r}") from None
+    low_ok = v > 0 if open_low else v >= 0
+    if not (low_ok and v <= 1):
+        bracket = "(0, 1]" if open_low else "[0, 1]"
+        raise ValueError(f"{name} must be a number in {bracket}; got {value!r}")
+    return v
+
+
+def as_float_matrix(x: Any, name: str, *, dtype: Any = np.float64, min_rows: int = 1) -> np.ndarray:
+    """Dense 2-D finite float matrix from numpy / torch input, with the standard checks."""
+    arr = to_numpy(x, name)
+    check_rank(arr, name, 2)
+    check_not_empty(arr, name)
+    if arr.dtype.kind not in "biuf":
+        raise ValueError(f"{name} must hold real numbers, got dtype {arr.dtype}")
+    arr = arr.astype(dtype, copy=False)
+    check_finite(arr, name)
+    if arr.shape[0] < min_rows:
+        raise ValueError(f"{name} has {arr.shape[0]} rows; this needs at least {min_rows}")
+    return arr
+
+
+def _is_torch(x: Any) -> bool:
+    mod = type(x).__module__
+    return mod.startswith("torch") and hasattr(x, "detach")
+
+
+def _torch():
+    import torch
+
+    return torch
+
+
+def _torch_strided():
+    return _torch().strided

@@ -1,0 +1,1 @@
+"""Sources: the corpus, tokenizer, models and SAEs that activations and weights come from."""
