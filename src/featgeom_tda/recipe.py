@@ -1,0 +1,300 @@
+"""Recipes: a YAML file that says what to compare and how, loaded into validated dataclasses.
+
+An unknown key is an error naming it and listing the valid ones; a value outside its choices is an error
+naming the field. See ``data_recipes/embedded.yaml`` for a complete example.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal, get_args, get_origin
+
+__all__ = [
+    "Recipe",
+    "ModelSpec",
+    "LayerSpec",
+    "SAESpec",
+    "DatasetSpec",
+    "MatchingSpec",
+    "GeometrySpec",
+    "TopologySpec",
+    "InterpretationSpec",
+    "SteeringSpec",
+    "load_recipe",
+    "recipe_from_dict",
+    "RecipeError",
+    "check_registry_names",
+]
+
+
+class RecipeError(ValueError):
+    """A recipe that does not fit the schema; the message names the key and its place in the file."""
+
+
+@dataclass
+class SAESpec:
+    """Train an SAE (``kind: train``) or load one (``kind: pretrained`` from the sae_lens registry, ``kind: disk``)."""
+
+    kind: Literal["train", "pretrained", "disk"] = "train"
+    architecture: Literal["topk", "standard"] = "topk"
+    width_multiple: int = 4
+    k: int = 16
+    l1_coefficient: float = 5.0
+    training_tokens: int = 400_000
+    release: str | None = None
+    sae_id: str | None = None
+    path: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.kind == "pretrained" and not (self.release and self.sae_id):
+            raise RecipeError("sae: kind 'pretrained' needs both 'release' and 'sae_id'")
+        if self.kind == "disk" and not self.path:
+            raise RecipeError("sae: kind 'disk' needs 'path'")
+        if self.width_multiple < 1 or self.k < 1 or self.training_tokens < 1:
+            raise RecipeError("sae: width_multiple, k and training_tokens must be >= 1")
+
+
+@dataclass
+class LayerSpec:
+    """One hook of a model and the SAE that reads it."""
+
+    hook: str
+    sae: SAESpec = field(default_factory=SAESpec)
+
+
+@dataclass
+class ModelSpec:
+    """A model: ``source: embedded`` (trained here, names tiny-1L / tiny-2L) or ``source: hub``."""
+
+    name: str
+    source: Literal["embedded", "hub"] = "embedded"
+    layers: list[LayerSpec] = field(default_factory=list)
+    dtype: str = "float32"
+
+    def __post_init__(self) -> None:
+        if not self.layers:
+            raise RecipeError(f"model {self.name!r}: 'layers' must list at least one hook")
+        if self.source == "embedded" and self.name not in ("tiny-1L", "tiny-2L"):
+            raise RecipeError(f"model {self.name!r}: embedded models are 'tiny-1L' and 'tiny-2L'")
+
+
+@dataclass
+class DatasetSpec:
+    """The token dataset both models read: the embedded corpus or a Hugging Face dataset."""
+
+    source: Literal["embedded", "huggingface"] = "embedded"
+    name: str | None = None
+    split: str = "train"
+    text_field: str = "text"
+    max_length: int = 64
+    n_documents: int = 2000
+
+    def __post_init__(self) -> None:
+        if self.source == "huggingface" and not self.name:
+            raise RecipeError("dataset: source 'huggingface' needs 'name'")
+        if self.max_length < 2 or self.n_documents < 1:
+            raise RecipeError("dataset: max_length must be >= 2 and n_documents >= 1")
+
+
+@dataclass
+class MatchingSpec:
+    mode: Literal["one-to-one", "many-to-one", "mutual"] = "one-to-one"
+    threshold: float | None = 0.3
+    top_k: int = 5
+    exclude_punctuation: bool = True
+    require_same_token: bool = False
+
+
+@dataclass
+class GeometrySpec:
+    metrics: list[Literal["svcca", "cka", "rsa", "procrustes", "knn_jaccard", "mutual_knn"]] = field(
+        default_factory=lambda: ["svcca", "cka", "rsa", "procrustes", "knn_jaccard"]
+    )
+    n_permutations: int = 200
+    n_subset_draws: int = 50
+    svcca_variance: float = 0.99
+    knn_k: int = 10
+    min_concept_features: int = 5
+
+    def __post_init__(self) -> None:
+        if not self.metrics:
+            raise RecipeError("geometry: 'metrics' must name at least one metric")
+        if not 0 < self.svcca_variance <= 1:
+            raise RecipeError(f"geometry: svcca_variance must be in (0, 1], got {self.svcca_variance}")
+
+
+@dataclass
+class TopologySpec:
+    mapper: bool = True
+    mapper_lens: Literal["pca", "umap", "l2norm"] = "pca"
+    n_cubes: int = 10
+    overlap: float = 0.3
+    persistence: bool = True
+    maxdim: int = 1
+    n_landmarks: int = 600
+    projection: Literal["pca", "umap"] = "pca"
+
+
+@dataclass
+class InterpretationSpec:
+    n_pairs: int = 10
+    n_examples: int = 3
+    window: int = 8
+
+
+@dataclass
+class SteeringSpec:
+    enabled: bool = True
+    alphas: list[float] = field(default_factory=lambda: [0.0, 2.0, 4.0, 8.0, 16.0])
+    tasks: list[Literal["pronoun", "month", "number"]] = field(default_factory=lambda: ["pronoun", "month"])
+
+
+@dataclass
+class Recipe:
+    """Everything one comparison needs. ``models`` holds exactly two models, A and B."""
+
+    name: str
+    models: list[ModelSpec]
+    dataset: DatasetSpec = field(default_factory=DatasetSpec)
+    token_budget: int = 100_000
+    matching: MatchingSpec = field(default_factory=MatchingSpec)
+    geometry: GeometrySpec = field(default_factory=GeometrySpec)
+    topology: TopologySpec = field(default_factory=TopologySpec)
+    interpretation: InterpretationSpec = field(default_factory=InterpretationSpec)
+    steering: SteeringSpec = field(default_factory=SteeringSpec)
+    seed: int = 0
+    output_dir: str = "featgeom_out"
+    cache_dir: str = "featgeom_cache"
+    device: str = "cpu"
+    batch_size: int = 32
+
+    def __post_init__(self) -> None:
+        if len(self.models) != 2:
+            raise RecipeError(f"models must list exactly two models (A and B), got {len(self.models)}")
+        if self.token_budget < 1:
+            raise RecipeError(f"token_budget must be >= 1, got {self.token_budget}")
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+def recipe_from_dict(data: Any, *, where: str = "recipe") -> Recipe:
+    """Build a :class:`Recipe` from plain data, raising :class:`RecipeError` on any mismatch."""
+    return _build(Recipe, data, where)
+
+
+def load_recipe(path: str | Path) -> Recipe:
+    """Read and validate a recipe YAML file."""
+    import yaml
+
+    path = Path(path)
+    if not path.exists():
+        raise RecipeError(f"recipe {str(path)!r} does not exist")
+    try:
+        data = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as exc:
+        raise RecipeError(f"recipe {path} is not valid YAML: {exc}") from None
+    return recipe_from_dict(data, where=path.name)
+
+
+def _build(cls: type, data: Any, where: str) -> Any:
+    if not isinstance(data, dict):
+        raise RecipeError(f"{where}: expected a mapping for {cls.__name__}, got {type(data).__name__}")
+    hints = typing.get_type_hints(cls)
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    unknown = [k for k in data if k not in fields]
+    if unknown:
+        raise RecipeError(f"{where}: unknown key {unknown[0]!r}; valid keys are {', '.join(fields)}")
+    kwargs = {}
+    for name, value in data.items():
+        kwargs[name] = _convert(hints[name], value, f"{where}.{name}")
+    missing = [
+        n for n, f in fields.items()
+        if n not in kwargs and f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
+    ]
+    if missing:
+        raise RecipeError(f"{where}: missing required key {missing[0]!r}")
+    try:
+        return cls(**kwargs)
+    except RecipeError as exc:
+        raise RecipeError(f"{where}: {exc}") from None
+
+
+def _convert(tp: Any, value: Any, where: str) -> Any:
+    origin = get_origin(tp)
+    args = get_args(tp)
+    if origin is typing.Union or (origin is not None and str(origin) == "<class 'types.UnionType'>"):
+        if value is None and type(None) in args:
+            return None
+        inner = [a for a in args if a is not type(None)]
+        return _convert(inner[0], value, where)
+    if origin is Literal:
+        if value not in args:
+            raise RecipeError(f"{where}: must be one of {', '.join(map(repr, args))}; got {value!r}")
+        return value
+    if origin is list:
+        if not isinstance(value, list):
+            raise RecipeError(f"{where}: expected a list, got {type(value).__name__}")
+        return [_convert(args[0], v, f"{where}[{i}]") for i, v in enumerate(value)]
+    if dataclasses.is_dataclass(tp):
+        return _build(tp, value, where)
+    if tp is bool:
+        if not isinstance(value, bool):
+            raise RecipeError(f"{where}: expected true or false, got {value!r}")
+        return value
+    if tp is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise RecipeError(f"{where}: expected an integer, got {value!r}")
+        return value
+    if tp is float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise RecipeError(f"{where}: expected a number, got {value!r}")
+        return float(value)
+    if tp is str:
+        if not isinstance(value, str):
+            raise RecipeError(f"{where}: expected a string, got {value!r}")
+        return value
+    return value
+
+
+def check_registry_names(recipe: Recipe) -> list[str]:
+    """Check hub model names against TransformerLens and pretrained SAEs against the sae_lens registry.
+
+    Works offline (both lists ship with the packages). Returns the official model names; raises
+    :class:`RecipeError` naming the first unknown model, release or SAE id, and the pretrained SAE's model
+    when it differs from the recipe's model.
+    """
+    from sae_lens.loading.pretrained_saes_directory import get_pretrained_saes_directory
+    from transformer_lens.loading_from_pretrained import get_official_model_name
+
+    directory = get_pretrained_saes_directory()
+    official = []
+    for m in recipe.models:
+        if m.source != "hub":
+            official.append(m.name)
+            continue
+        try:
+            name = get_official_model_name(m.name)
+        except ValueError:
+            raise RecipeError(f"model {m.name!r} is not a model TransformerLens knows") from None
+        official.append(name)
+        for layer in m.layers:
+            sae = layer.sae
+            if sae.kind != "pretrained":
+                continue
+            lookup = directory.get(sae.release)
+            if lookup is None:
+                raise RecipeError(f"model {m.name!r}: sae release {sae.release!r} is not in the sae_lens registry")
+            if sae.sae_id not in lookup.saes_map:
+                some = ", ".join(list(lookup.saes_map)[:5])
+                raise RecipeError(
+                    f"model {m.name!r}: sae_id {sae.sae_id!r} is not in release {sae.release!r} (ids include {some}, ...)"
+                )
+            if get_official_model_name(lookup.model) != name:
+                raise RecipeError(
+                    f"model {m.name!r}: release {sae.release!r} was trained on {lookup.model!r}, not on this model"
+                )
+    return official
