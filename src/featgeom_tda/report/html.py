@@ -1,0 +1,104 @@
+"""The HTML report: sections of tables, figures (PNG inlined as data URIs) and local links.
+
+Every string is escaped by the template engine (autoescape), so text that came from a dataset (tokens, feature
+labels) is shown as text and never runs. The file loads nothing from the network.
+"""
+
+from __future__ import annotations
+
+import base64
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Sequence
+
+__all__ = ["Table", "Figure", "Section", "render_report", "write_report"]
+
+TEMPLATE = Path(__file__).with_name("template.html.j2")
+
+
+@dataclass
+class Table:
+    """A table: ``columns`` names, ``rows`` of values; ``csv_name`` also writes it as CSV beside the report."""
+
+    caption: str
+    columns: Sequence[str]
+    rows: Sequence[Sequence[Any]]
+    csv_name: str | None = None
+
+
+@dataclass
+class Figure:
+    """A PNG figure, inlined into the HTML."""
+
+    caption: str
+    png: str | Path
+
+
+@dataclass
+class Section:
+    """One report section; ``id`` is its anchor."""
+
+    id: str
+    title: str
+    intro: str = ""
+    tables: list[Table] = field(default_factory=list)
+    figures: list[Figure] = field(default_factory=list)
+    links: list[tuple[str, str]] = field(default_factory=list)  # (text, relative path)
+    notes: list[str] = field(default_factory=list)
+
+
+def _format(value: Any) -> str:
+    if value is None:
+        return "–"
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            return "–"
+        if value != 0 and (abs(value) < 1e-3 or abs(value) >= 1e5):
+            return f"{value:.3g}"
+        return f"{value:.4g}"
+    return str(value)
+
+
+def _data_uri(png: str | Path) -> str:
+    data = Path(png).read_bytes()
+    return "data:image/png;base64," + base64.b64encode(data).decode("ascii")
+
+
+def render_report(title: str, sections: Sequence[Section], *, subtitle: str = "", summary: Sequence[tuple[str, Any]] = ()) -> str:
+    """The report as one HTML string."""
+    import jinja2
+
+    for s in sections:
+        for link in s.links:
+            href = link[1]
+            if "://" in href or href.startswith("//"):
+                raise ValueError(f"section {s.id!r}: link {href!r} is not a local relative path")
+    env = jinja2.Environment(autoescape=True, undefined=jinja2.StrictUndefined)
+    env.filters["fmt"] = _format
+    env.filters["data_uri"] = _data_uri
+    template = env.from_string(TEMPLATE.read_text())
+    return template.render(title=title, subtitle=subtitle, sections=sections, summary=list(summary))
+
+
+def write_report(
+    out_dir: str | Path,
+    title: str,
+    sections: Sequence[Section],
+    *,
+    subtitle: str = "",
+    summary: Sequence[tuple[str, Any]] = (),
+    filename: str = "report.html",
+) -> Path:
+    """Write ``report.html`` and each table that has a ``csv_name`` into ``out_dir``; return the HTML path."""
+    from featgeom_tda.report.tables import write_csv
+
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    for s in sections:
+        for t in s.tables:
+            if t.csv_name:
+                write_csv(out / t.csv_name, t.columns, t.rows)
+    path = out / filename
+    path.write_text(render_report(title, sections, subtitle=subtitle, summary=summary), encoding="utf-8")
+    return path
