@@ -122,3 +122,16 @@ def test_no_pickle_anywhere_in_package():
     for f in root.rglob("*.py"):
         text = f.read_text()
         assert "import pickle" not in text and "torch.load(" not in text, f
+
+
+def test_truncate_and_verify_shard(tmp_path):
+    store = _fill(tmp_path / "s", n_blocks=3)
+    store.finalize()
+    assert store.verify_shard(store.shards[0]).name == "shard_00000.safetensors"
+    store.truncate(1)
+    back = ActivationStore.open(tmp_path / "s")
+    assert back.n_shards == 1 and not back.complete and back.n_rows == 40
+    back.append(_block(1))
+    assert back.n_rows == 80
+    with pytest.raises(StoreError, match=r"n_shards must be in \[0, 2\], got 5"):
+        back.truncate(5)

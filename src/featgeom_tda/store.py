@@ -226,6 +226,14 @@ class ActivationStore:
         self._manifest["complete"] = True
         self._write_manifest()
 
+    def truncate(self, n_shards: int) -> None:
+        """Forget shards ``n_shards:`` and mark the store partial; their files are overwritten by later appends."""
+        if not 0 <= int(n_shards) <= self.n_shards:
+            raise StoreError(f"n_shards must be in [0, {self.n_shards}], got {n_shards}")
+        self._manifest["shards"] = self._manifest["shards"][: int(n_shards)]
+        self._manifest["complete"] = False
+        self._write_manifest()
+
     def _write_manifest(self) -> None:
         tmp = self.path / (MANIFEST + ".tmp")
         tmp.write_text(json.dumps(self._manifest, indent=1))
@@ -261,6 +269,10 @@ class ActivationStore:
         """Check every shard's presence and checksum; raise :class:`StoreError` naming the first bad one."""
         for info in self.shards:
             self._check_file(info)
+
+    def verify_shard(self, info: ShardInfo) -> Path:
+        """Check one shard's presence and checksum; return its path or raise :class:`StoreError` naming it."""
+        return self._check_file(info)
 
     def _check_file(self, info: ShardInfo) -> Path:
         f = self.path / info.file
