@@ -20,15 +20,19 @@ def check_hook_name(model: Any, hook_name: str) -> str:
     )
 
 
-def hook_width(model: Any, hook_name: str) -> int:
-    """Size of the last dimension of the tensor at ``hook_name`` (one forward pass on one token)."""
+def hook_width(model: Any, hook_name: str, *, flatten_heads: bool = False) -> int:
+    """Size of the last dimension of the tensor at ``hook_name`` (one forward pass on one token).
+
+    With ``flatten_heads`` a per-head hook (..., n_heads, d_head), such as ``hook_z``, counts n_heads * d_head.
+    """
     import torch
 
     check_hook_name(model, hook_name)
     seen: dict[str, int] = {}
 
     def grab(tensor: torch.Tensor, hook: Any) -> None:
-        seen["width"] = int(tensor.shape[-1])
+        per_head = flatten_heads and tensor.ndim == 4
+        seen["width"] = int(tensor.shape[-1] * tensor.shape[-2]) if per_head else int(tensor.shape[-1])
 
     tokens = torch.zeros((1, 1), dtype=torch.long, device=next(model.parameters()).device)
     with torch.no_grad():
@@ -47,8 +51,10 @@ def sae_hook_name(sae: Any) -> str | None:
 
 def check_sae_matches_hook(model: Any, hook_name: str, sae: Any) -> None:
     """Raise if the SAE's d_in differs from the hook's width, or the SAE names another hook."""
-    width = hook_width(model, hook_name)
     d_in = int(sae.cfg.d_in)
+    width = hook_width(model, hook_name)
+    if d_in != width and hook_name.endswith("hook_z"):
+        width = hook_width(model, hook_name, flatten_heads=True)
     if d_in != width:
         raise ValueError(
             f"sae has d_in={d_in} but hook {hook_name!r} has width {width}; "
