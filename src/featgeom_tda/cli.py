@@ -33,6 +33,20 @@ def _cmd_store_info(args: argparse.Namespace) -> int:
     return 0
 
 
+def _add_run_options(p: argparse.ArgumentParser) -> None:
+    from featgeom_tda.pipeline import STAGES
+
+    p.add_argument("--out", default=None, help="output directory (default: the recipe's output_dir)")
+    p.add_argument(
+        "--force", action="append", default=[], metavar="STAGE", choices=STAGES,
+        help=f"rerun this stage even if cached (repeatable; one of {', '.join(STAGES)})",
+    )
+
+
+def _add_demo(p: argparse.ArgumentParser) -> None:
+    _add_run_options(p)
+
+
 def _cmd_demo(args: argparse.Namespace) -> int:
     from featgeom_tda.pipeline import run_recipe_file
     from featgeom_tda.sources.concepts import DATA_RECIPES
@@ -40,9 +54,92 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     return run_recipe_file(DATA_RECIPES / "embedded.yaml", out_dir=args.out, force=args.force)
 
 
-def _add_demo(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--out", default=None, help="output directory (default: the recipe's, featgeom_out/embedded)")
-    p.add_argument("--force", action="append", default=[], metavar="STAGE", help="rerun this stage (repeatable)")
+def _add_run(p: argparse.ArgumentParser) -> None:
+    p.add_argument("recipe", help="a recipe YAML file (see data_recipes/)")
+    _add_run_options(p)
+
+
+def _cmd_run(args: argparse.Namespace) -> int:
+    from featgeom_tda.pipeline import run_recipe_file
+
+    return run_recipe_file(args.recipe, out_dir=args.out, force=args.force)
+
+
+def _add_report(p: argparse.ArgumentParser) -> None:
+    p.add_argument("outdir", help="the output directory of an earlier run")
+
+
+def _cmd_report(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from featgeom_tda.pipeline import RECIPE_COPY, run_recipe_file
+
+    recipe = Path(args.outdir) / RECIPE_COPY
+    if not recipe.exists():
+        raise CommandError(f"{args.outdir} holds no {RECIPE_COPY}; run a recipe into it first")
+    return run_recipe_file(recipe, out_dir=args.outdir, force=["report"])
+
+
+def _add_validate(p: argparse.ArgumentParser) -> None:
+    p.add_argument("recipe", nargs="+", help="recipe YAML files")
+
+
+def _cmd_validate(args: argparse.Namespace) -> int:
+    from featgeom_tda.recipe import check_registry_names, load_recipe
+
+    for path in args.recipe:
+        recipe = load_recipe(path)
+        names = check_registry_names(recipe)
+        print(f"{path}: valid ({' vs '.join(names)})")
+    return 0
+
+
+def _add_build_default(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--cache-dir", default="featgeom_cache", help="cache directory (default: ./featgeom_cache)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--small", action="store_true", help="a tiny variant that builds in seconds")
+
+
+def _cmd_build_default(args: argparse.Namespace) -> int:
+    import json
+
+    from featgeom_tda.sources.embedded import build_embedded_default
+
+    emb = build_embedded_default(args.cache_dir, seed=args.seed, small=args.small)
+    print(json.dumps(emb.report, indent=1, default=str))
+    return 0
+
+
+def _add_match(p: argparse.ArgumentParser) -> None:
+    p.add_argument("store_a", help="activation store of model A")
+    p.add_argument("store_b", help="activation store of model B (same token rows)")
+    p.add_argument("--out", required=True, help="directory to save the matching in")
+    p.add_argument("--mode", default="one-to-one", choices=["one-to-one", "many-to-one", "mutual"])
+    p.add_argument("--threshold", type=float, default=None, help="drop pairs with correlation below this")
+
+
+def _cmd_match(args: argparse.Namespace) -> int:
+    from featgeom_tda.matching import match_features
+    from featgeom_tda.store import ActivationStore
+
+    a = ActivationStore.open(args.store_a).read()
+    b = ActivationStore.open(args.store_b).read()
+    m = match_features(a, b, mode=args.mode, threshold=args.threshold, progress=True)
+    m.save(args.out)
+    print(f"{len(m)} pairs (mean correlation {float(m.correlation.mean()) if len(m) else float('nan'):.3f}); removed: {m.filtered}; saved to {args.out}")
+    return 0
+
+
+def _add_synthetic(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--sweep", action="store_true", help="also sweep the shared fraction and the SAE width")
+
+
+def _cmd_synthetic(args: argparse.Namespace) -> int:
+    from featgeom_tda.sources.synthetic import run_synthetic_check
+
+    print(run_synthetic_check(seed=args.seed, sweep=args.sweep))
+    return 0
 
 
 def _add_store_info(p: argparse.ArgumentParser) -> None:
@@ -52,9 +149,15 @@ def _add_store_info(p: argparse.ArgumentParser) -> None:
 
 # name -> (help, add-arguments, run)
 COMMANDS: dict[str, tuple[str, Callable[[argparse.ArgumentParser], None], Callable[[argparse.Namespace], int]]] = {
-    "demo": ("run the embedded offline recipe end to end", _add_demo, _cmd_demo),
-    "info": ("print the version and the public API", lambda p: None, _cmd_info),
+    "demo": ("run the embedded offline recipe end to end and write the report", _add_demo, _cmd_demo),
+    "run": ("run a recipe end to end and write the report", _add_run, _cmd_run),
+    "report": ("rebuild the report of an earlier run from its cached stages", _add_report, _cmd_report),
+    "validate": ("check recipes against the schema and the model / SAE registries", _add_validate, _cmd_validate),
+    "build-default": ("build the embedded corpus, tokenizer, models and SAEs and print their numbers", _add_build_default, _cmd_build_default),
+    "match": ("match the features of two activation stores", _add_match, _cmd_match),
+    "synthetic": ("score matching and metrics on synthetic models with known shared features", _add_synthetic, _cmd_synthetic),
     "store-info": ("describe (and optionally verify) an activation store", _add_store_info, _cmd_store_info),
+    "info": ("print the version and the public API", lambda p: None, _cmd_info),
 }
 
 

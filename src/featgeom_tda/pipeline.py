@@ -21,9 +21,11 @@ from typing import Any, Callable
 
 from featgeom_tda.recipe import Recipe, load_recipe
 
-__all__ = ["STAGES", "Pipeline", "StageRecord", "run_recipe", "run_recipe_file"]
+__all__ = ["RECIPE_COPY", "STAGES", "Pipeline", "StageRecord", "run_recipe", "run_recipe_file"]
 
 log = logging.getLogger(__name__)
+
+RECIPE_COPY = "recipe.yaml"  # the recipe of a run, kept in its output directory
 
 STAGES = ("sources", "extraction", "matching", "geometry", "topology", "interpretation", "steering", "report")
 
@@ -96,6 +98,10 @@ class Pipeline:
         """Run every stage in order (or up to ``stop_after``), skipping the cached ones."""
         from tqdm.auto import tqdm
 
+        import yaml
+
+        self.out_dir.mkdir(parents=True, exist_ok=True)
+        (self.out_dir / RECIPE_COPY).write_text(yaml.safe_dump(self.recipe.to_dict(), sort_keys=False))
         last = STAGES.index(stop_after) if stop_after else len(STAGES) - 1
         bar = tqdm(STAGES[: last + 1], desc="pipeline", unit="stage", disable=None)
         for name in bar:
