@@ -34,3 +34,15 @@ def test_bad_input_gives_one_line_and_nonzero(tmp_path, capsys):
     rc = cli.main(["store-info", str(tmp_path / "nope")])
     err = capsys.readouterr().err.strip()
     assert rc == 2 and "\n" not in err and "manifest.json is missing" in err
+
+
+def test_every_public_name_resolves():
+    import featgeom_tda
+
+    missing = []
+    for name in featgeom_tda._EXPORTS:
+        try:
+            getattr(featgeom_tda, name)
+        except (AttributeError, ImportError) as exc:
+            missing.append(f"{name}: {exc}")
+    assert not missing

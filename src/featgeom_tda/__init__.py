@@ -25,16 +25,44 @@ _EXPORTS: dict[str, str] = {
     "match_features": "featgeom_tda.matching",
     # geometry
     "svcca": "featgeom_tda.geometry",
+    "svcca_result": "featgeom_tda.geometry",
+    "SVCCAResult": "featgeom_tda.geometry",
     "linear_cka": "featgeom_tda.geometry",
     "rsa": "featgeom_tda.geometry",
     "procrustes": "featgeom_tda.geometry",
     "knn_jaccard": "featgeom_tda.geometry",
     "mutual_knn": "featgeom_tda.geometry",
     "permutation_test": "featgeom_tda.geometry",
+    "PermutationResult": "featgeom_tda.geometry",
+    "random_subset_baseline": "featgeom_tda.geometry",
+    "compare_concept_subspaces": "featgeom_tda.geometry",
+    "spectrum": "featgeom_tda.geometry",
+    "random_spectrum": "featgeom_tda.geometry",
+    "spectrum_distance": "featgeom_tda.geometry",
+    # interpretation
+    "top_examples": "featgeom_tda.interpret",
+    "top_token_ids": "featgeom_tda.interpret",
+    "same_token_score": "featgeom_tda.interpret",
+    "concept_labels": "featgeom_tda.interpret",
+    "feature_concepts": "featgeom_tda.interpret",
+    # sources
+    "tokenize_documents": "featgeom_tda.sources.activations",
+    "ActivationSource": "featgeom_tda.sources.activations",
+    "extract_activations": "featgeom_tda.sources.activations",
+    "load_activations": "featgeom_tda.sources.activations",
+    "build_embedded_default": "featgeom_tda.sources.embedded",
+    "decoder_weights": "featgeom_tda.sources.weights",
+    "mlp_out_weights": "featgeom_tda.sources.weights",
+    "load_concept_groups": "featgeom_tda.sources.concepts",
+    "make_synthetic_pair": "featgeom_tda.sources.synthetic",
+    "check_pipeline": "featgeom_tda.sources.synthetic",
     # topology and projections
     "mapper_graph": "featgeom_tda.topology",
     "persistence": "featgeom_tda.topology",
     "diagram_distance": "featgeom_tda.topology",
+    # recipes
+    "load_recipe": "featgeom_tda.recipe",
+    "run_recipe": "featgeom_tda.pipeline",
 }
 
 __all__ = sorted(_EXPORTS) + ["__version__"]

@@ -240,7 +240,9 @@ def run_extraction(pipe: "Pipeline") -> dict[str, Any]:
             sources.append(
                 ActivationSource(layer.key, src["models"][layer.model], layer.hook, src["saes"][layer.key], model_id=layer.model)
             )
-    stores = extract_activations(sources, dataset, out / "stores", batch_size=recipe.batch_size, device=recipe.device)
+    stores = {}
+    for source in sources:  # one store per layer; every store holds the same token rows in the same order
+        stores.update(extract_activations([source], dataset, out / "stores", batch_size=recipe.batch_size, device=recipe.device))
     pipe.context.pop("activations", None)
     acts = ensure_activations(pipe)
     per_layer = {}
@@ -413,6 +415,9 @@ def _metric_kwargs(metric: str, spec: Any) -> dict[str, Any]:
         return {"variance": spec.svcca_variance}
     if metric in ("knn_jaccard", "mutual_knn"):
         return {"k": spec.knn_k}
+    if metric == "rsa":
+        # cosine dissimilarities are invariant to rotations of decoder space; correlation ones are not
+        return {"rdm": "cosine"}
     return {}
 
 
@@ -500,8 +505,8 @@ def _spectra(pipe: "Pipeline", out: Path) -> dict[str, Any]:
                 "shape": list(s.shape),
                 "effective_rank": s.effective_rank,
                 "random_effective_rank": rand.effective_rank,
-                "tail_slope": s.tail_slope,
-                "random_tail_slope": rand.tail_slope,
+                "tail_slope": s.slope,
+                "random_tail_slope": rand.slope,
                 "distance_to_random": spectrum_distance(s, rand),
             }
         )

@@ -199,11 +199,12 @@ def _subspaces_section(results: dict[str, Any]) -> Section:
     subs = results.get("geometry", {}).get("subspaces", [])
     rows = []
     for s in subs:
+        sizes = [s["concept"], s.get("n_features_a"), s.get("n_features_b"), s.get("n_pairs")]
         if s.get("skipped"):
-            rows.append([s["concept"], s.get("n_a"), s.get("n_b"), s.get("n_pairs"), "skipped: " + str(s["skipped"]), None, None, None])
+            rows.append(sizes + ["skipped: " + str(s["skipped"]), None, None, None])
             continue
-        for metric, v in s.get("scores", {}).items():
-            rows.append([s["concept"], s.get("n_a"), s.get("n_b"), s.get("n_pairs"), METRIC_NAMES.get(metric, metric), v.get("score"), v.get("null_mean"), v.get("p_value")])
+        for metric, score in s.get("scores", {}).items():
+            rows.append(sizes + [METRIC_NAMES.get(metric, metric), score, s.get("null_means", {}).get(metric), s.get("p_values", {}).get(metric)])
     return Section(
         "subspaces",
         "Semantic subspaces",
@@ -233,20 +234,27 @@ def _mapper_section(results: dict[str, Any], report_dir: Path) -> Section:
     mapper = topo.get("mapper")
     if not mapper:
         return Section("mapper", "Mapper graphs", notes=["Mapper was switched off in the recipe."])
-    keys = ["nodes", "edges", "components", "betti_1"]
+    keys = ["n_nodes", "n_edges", "n_components", "betti_1", "nerve_betti_1", "coverage"]
     rows = []
     for side in ("a", "b"):
         st = mapper[side]["statistics"]
-        rows.append([mapper[side]["layer"]] + [st.get(k) for k in keys] + [st.get("mean_node_size"), st.get("mean_degree")])
+        rows.append([mapper[side]["layer"]] + [st.get(k) for k in keys]
+                    + [st.get("node_size", {}).get("mean"), st.get("degree", {}).get("mean")])
     comp = mapper.get("comparison", {})
-    comp_rows = [[k, v] for k, v in comp.items() if isinstance(v, (int, float, str))]
+    comp_rows = []
+    for rel in ("same", "adjacent"):
+        r = comp.get(rel)
+        if isinstance(r, dict):
+            comp_rows.append([rel, r.get("n_a_pairs"), r.get("observed"), r.get("null_mean"), r.get("null_std"), r.get("lift"), r.get("p_value")])
     links = [(f"Mapper graph of {mapper[s]['layer']} (self-contained HTML)", _rel(report_dir, "topology", mapper[s]["html"])) for s in ("a", "b")]
     return Section(
         "mapper",
         "Mapper graphs of decoder rows",
         intro="Mapper (kmapper) over SAE decoder rows; nodes are clusters of features, annotated with top tokens, concepts and matched partners.",
-        tables=[Table("Graph statistics", ["layer", "nodes", "edges", "components", "first Betti number", "mean node size", "mean degree"], rows, csv_name="mapper.csv"),
-                Table("Do matched features sit together in both graphs? (vs random pairing)", ["statistic", "value"], comp_rows)],
+        tables=[Table("Graph statistics (first Betti number of the graph = edges - nodes + components; of the nerve, with triangles filled)",
+                      ["layer", "nodes", "edges", "components", "Betti 1 (graph)", "Betti 1 (nerve)", "coverage", "mean node size", "mean degree"], rows, csv_name="mapper.csv"),
+                Table("Do matched features sit together in both graphs? For pairs of A features in the same (or adjacent) node, the fraction whose partners are too, vs random pairing",
+                      ["relation", "A feature pairs", "observed", "null mean", "null std", "lift", "p-value"], comp_rows, csv_name="mapper_comparison.csv")],
         links=links,
     )
 
@@ -257,9 +265,8 @@ def _persistence_section(results: dict[str, Any]) -> Section:
         return Section("persistence", "Persistent homology", notes=["Persistent homology was switched off in the recipe."])
     rows = []
     for name, summ in ph["summaries"].items():
-        for dim, s in summ.items() if isinstance(summ, dict) else []:
-            if isinstance(s, dict):
-                rows.append([name, dim, s.get("n_bars"), s.get("total_persistence"), s.get("max_persistence"), s.get("entropy")])
+        for dim, s in summ.items():
+            rows.append([name, dim, s.get("n_bars"), s.get("total_persistence"), s.get("max_persistence"), s.get("persistence_entropy")])
     drows = [[k, v["a_vs_b"], v["a_vs_gaussian"], v["b_vs_gaussian"], v["gaussian_a_vs_gaussian_b"]] for k, v in ph["distances"].items()]
     return Section(
         "persistence",
