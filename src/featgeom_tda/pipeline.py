@@ -92,6 +92,10 @@ class Pipeline:
         upstream = {s: self.records[s].digest() for s in STAGES[: STAGES.index(name)] if s in self.records}
         from featgeom_tda import __version__
 
+        if name == "sources":
+            from featgeom_tda.stages import source_options
+
+            sections["source_options"] = source_options(self.recipe)
         return _hash({"stage": name, "sections": sections, "upstream": upstream, "version": __version__})
 
     def run(self, *, stop_after: str | None = None) -> dict[str, StageRecord]:

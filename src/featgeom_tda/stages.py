@@ -115,6 +115,17 @@ def ensure_sources(pipe: "Pipeline") -> dict[str, Any]:
     return pipe.context["sources"]
 
 
+def source_options(recipe: Any) -> dict[str, Any]:
+    """Options of the sources that the recipe does not spell out (the embedded default's), for fingerprints."""
+    import dataclasses
+
+    if any(m.source == "embedded" for m in recipe.models) or recipe.dataset.source == "embedded":
+        from featgeom_tda.sources.embedded import embedded_config
+
+        return {"embedded": dataclasses.asdict(embedded_config(seed=recipe.seed))}
+    return {}
+
+
 def _dataset_texts(pipe: "Pipeline", embedded: Any) -> list[str]:
     ds = pipe.recipe.dataset
     if ds.source == "embedded":
@@ -654,28 +665,85 @@ def run_interpretation(pipe: "Pipeline") -> dict[str, Any]:
 # steering
 # ---------------------------------------------------------------------------------------------------------
 def run_steering(pipe: "Pipeline") -> dict[str, Any]:
+    """Steer model A with its best feature per task, model B with that feature's partner, side by side."""
     spec = pipe.recipe.steering
     if not spec.enabled:
-        return {"skipped": "steering disabled in the recipe"}
-    from featgeom_tda.steering.report import steering_summary
+        return {"skipped": "steering is switched off in the recipe"}
+    from featgeom_tda.matching import top_correlations
+    from featgeom_tda.steering import (
+        decoder_direction,
+        feature_activation_change,
+        find_steering_feature,
+        mean_activation_norm,
+        month_task,
+        number_task,
+        plot_alpha_sweep,
+        plot_before_after,
+        pronoun_task,
+        restrict_to_baseline,
+        steer,
+        transfer_comparison,
+    )
 
     src = ensure_sources(pipe)
+    acts = ensure_activations(pipe)
+    out = pipe.stage_dir("steering")
     a, b = main_pair(pipe)
-    m = ensure_matchings(pipe)[pair_key(a, b)]
-    return steering_summary(
-        model_a=src["models"][a.model],
-        sae_a=src["saes"][a.key],
-        hook_a=a.hook,
-        model_b=src["models"][b.model],
-        sae_b=src["saes"][b.key],
-        hook_b=b.hook,
-        matching=m,
-        tokenizer=src["tokenizer"],
-        tasks=spec.tasks,
-        alphas=spec.alphas,
-        out_dir=pipe.stage_dir("steering"),
-        seed=pipe.recipe.seed,
-    )
+    model_a, sae_a = src["models"][a.model], src["saes"][a.key]
+    model_b, sae_b = src["models"][b.model], src["saes"][b.key]
+    tok = src["tokenizer"]
+    # B's partner of an A feature: its most correlated B feature over the compared tokens (many-to-one)
+    partners = top_correlations(acts[a.key], acts[b.key], k=1)
+    unrelated = [tok.encode(t)[:16] for t in src["texts"][: 24]]
+    makers = {
+        "pronoun": lambda: pronoun_task(tok, desired="she", baseline="he"),
+        "month": lambda: month_task(tok, "July"),
+        "number": lambda: number_task(tok, "seven"),
+    }
+    tasks, figures, notes = [], {}, []
+    for name in spec.tasks:
+        task = makers[name]()
+        try:  # keep the prompts where model A predicts the baseline token, so success means a change
+            task = restrict_to_baseline(model_a, task)
+        except ValueError as exc:
+            notes.append(f"{name}: {exc}; all prompts kept")
+        norm_a = mean_activation_norm(model_a, a.hook, task.prompt_tokens)
+        chosen = find_steering_feature(model_a, a.hook, sae_a, task, verify_top=8, alpha=2.0 * norm_a)
+        feature = int(chosen.feature)
+        partner = int(partners.indices[feature, 0])
+        corr = float(partners.values[feature, 0])
+        if partner < 0:
+            notes.append(f"{name}: feature {feature} of A is dead on the compared tokens; no partner in B")
+            continue
+        rows = transfer_comparison(
+            model_a, sae_a, a.hook, model_b, sae_b, b.hook, feature, partner, task, spec.alphas,
+            alpha_units="norm", control_seed=pipe.recipe.seed, unrelated_tokens=unrelated,
+        )
+        table = [
+            {"alpha": r["alpha"], "success_rate_a": r["success_a"], "success_rate_b": r["success_b"],
+             "success_rate_b_random_feature": r.get("success_b_control"), "kl_a": r.get("kl_a"), "kl_b": r.get("kl_b")}
+            for r in rows
+        ]
+        sweep_png = out / f"{name}_sweep.png"
+        plot_alpha_sweep(
+            [{"alpha": r["alpha"], "success_rate": r["success_a"], "kl_unrelated": r.get("kl_a")} for r in rows],
+            sweep_png, title=f"{task.name}: {a.label}, feature {feature}",
+        )
+        alpha_top = float(spec.alphas[-1]) * norm_a
+        change = feature_activation_change(
+            model_a, a.hook, sae_a, task.prompt_tokens[0],
+            lambda: steer(model_a, a.hook, decoder_direction(sae_a, feature), alpha=alpha_top), top_n=12,
+        )
+        change_png = out / f"{name}_before_after.png"
+        plot_before_after(change, change_png)
+        figures[f"{name}: success rate and side effects vs alpha (model A)"] = str(sweep_png)
+        figures[f"{name}: SAE features most changed by steering (model A, one prompt)"] = str(change_png)
+        tasks.append({
+            "name": name, "desired": task.desired, "n_prompts": len(task), "feature_a": feature,
+            "feature_b": partner, "partner_correlation": corr, "alpha_units": "mean activation norm at the hook",
+            "rows": table,
+        })
+    return {"tasks": tasks, "figures": figures, "notes": notes}
 
 
 # ---------------------------------------------------------------------------------------------------------

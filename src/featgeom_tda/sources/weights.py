@@ -1,0 +1,51 @@
+"""Weight matrices as :class:`~featgeom_tda.types.FeatureWeights`: SAE decoder rows and MLP output rows."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from featgeom_tda.types import FeatureWeights, Provenance
+
+__all__ = ["decoder_weights", "mlp_out_weights"]
+
+
+def decoder_weights(sae: Any, *, provenance: Provenance | None = None) -> FeatureWeights:
+    """The SAE's decoder, one row per feature: ``W_dec`` of shape (d_sae, d_in).
+
+    Provenance defaults to the hook and model the SAE's config metadata records, with
+    ``sae_id`` "<architecture>-<d_sae>".
+    """
+    w_dec = getattr(sae, "W_dec", None)
+    if w_dec is None or getattr(w_dec, "ndim", 0) != 2:
+        raise ValueError(f"sae must be an SAE with a 2-D W_dec (d_sae, d_in); got {type(sae).__name__}")
+    if provenance is None:
+        from featgeom_tda.sources.hooks import sae_hook_name
+
+        cfg = getattr(sae, "cfg", None)
+        meta = getattr(cfg, "metadata", None)
+        arch = cfg.architecture() if cfg is not None and hasattr(cfg, "architecture") else "sae"
+        provenance = Provenance(
+            model=getattr(meta, "model_name", None),
+            hook_name=sae_hook_name(sae),
+            sae_id=f"{arch}-{int(w_dec.shape[0])}",
+            seed=getattr(meta, "featgeom_seed", None),
+            extra={"matrix": "W_dec"},
+        )
+    return FeatureWeights(w_dec.detach().cpu().float().numpy(), provenance=provenance, name="sae.W_dec")
+
+
+def mlp_out_weights(model: Any, layer: int, *, provenance: Provenance | None = None) -> FeatureWeights:
+    """Output weights of MLP ``layer``, one row per neuron: ``W_out[layer]`` of shape (d_mlp, d_model)."""
+    n_layers = int(model.cfg.n_layers)
+    if isinstance(layer, bool) or not isinstance(layer, int) or not 0 <= layer < n_layers:
+        raise ValueError(f"layer must be an integer in [0, {n_layers - 1}]; got {layer!r}")
+    if getattr(model.cfg, "attn_only", False):
+        raise ValueError("model is attention-only and has no MLP weights")
+    w_out = model.W_out[layer]
+    if provenance is None:
+        provenance = Provenance(
+            model=getattr(model.cfg, "model_name", None),
+            hook_name=f"blocks.{layer}.mlp.hook_post",
+            extra={"matrix": f"blocks.{layer}.mlp.W_out", "layer": layer},
+        )
+    return FeatureWeights(w_out.detach().cpu().float().numpy(), provenance=provenance, name="W_out")
