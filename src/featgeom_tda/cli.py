@@ -136,11 +136,8 @@ def _add_synthetic(p: argparse.ArgumentParser) -> None:
 
 
 def _cmd_synthetic(args: argparse.Namespace) -> int:
-    import torch
-
     from featgeom_tda.sources.synthetic import run_synthetic_check
 
-    torch.set_num_threads(1)  # the synthetic models are tiny; more threads only add overhead here
     print(run_synthetic_check(seed=args.seed, sweep=args.sweep))
     return 0
 
@@ -164,12 +161,19 @@ COMMANDS: dict[str, tuple[str, Callable[[argparse.ArgumentParser], None], Callab
 }
 
 
+HEAVY_COMMANDS = {"demo", "run", "report", "build-default", "synthetic", "match"}
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="featgeom",
         description="Geometry and topology of SAE features across language models.",
     )
     parser.add_argument("-v", "--verbose", action="store_true", help="log debug messages")
+    parser.add_argument(
+        "--threads", type=int, default=1, metavar="N",
+        help="torch CPU threads for training and forward passes (default 1: small models run fastest so)",
+    )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name, (help_text, add_args, run) in COMMANDS.items():
         p = sub.add_parser(name, help=help_text, description=help_text)
@@ -187,6 +191,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     if getattr(args, "_run", None) is None:
         parser.print_help()
         return 2
+    if args.command in HEAVY_COMMANDS:
+        import torch
+
+        if args.threads < 1:
+            print(f"featgeom: error: --threads must be >= 1, got {args.threads}", file=sys.stderr)
+            return 2
+        torch.set_num_threads(args.threads)
     try:
         return int(args._run(args) or 0)
     except (CommandError, ValueError, FileNotFoundError) as exc:
