@@ -532,8 +532,13 @@ def test_find_steering_feature_logit_finds_planted_feature(model_a, task):
     assert found.feature == 17 and found.method == "logit"
     assert found.ranking[0] == (17, pytest.approx(found.score)) and len(found.ranking) == 10
     assert all(a[1] >= b[1] for a, b in zip(found.ranking, found.ranking[1:]))
-    verified = find_steering_feature(model_a, HOOK_A, sae, task, verify_top=3, alpha=300.0)
+    verified = find_steering_feature(model_a, HOOK_A, sae, task, verify_top=3, alpha=[0.0, 300.0])
     assert verified.feature == 17 and len(verified.config["verified"]) == 3
+    for entry in verified.config["verified"]:
+        rows = alpha_sweep(model_a, task, decoder_direction(sae, entry["feature"]), [0.0, 300.0], hook_name=HOOK_A)
+        assert entry["success_rate"] == max(r["success_rate"] for r in rows)
+    rates = [e["success_rate"] for e in verified.config["verified"]]
+    assert rates == sorted(rates, reverse=True)
     with pytest.raises(ValueError, match="alpha is required"):
         find_steering_feature(model_a, HOOK_A, sae, task, verify_top=2)
 

@@ -148,7 +148,7 @@ class InterpretationSpec:
 @dataclass
 class SteeringSpec:
     enabled: bool = True
-    alphas: list[float] = field(default_factory=lambda: [0.0, 2.0, 4.0, 8.0, 16.0])
+    alphas: list[float] = field(default_factory=lambda: [0.0, 0.25, 0.5, 1.0, 2.0])  # units of the mean activation norm
     tasks: list[Literal["pronoun", "month", "number"]] = field(default_factory=lambda: ["pronoun", "month"])
 
 

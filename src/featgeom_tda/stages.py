@@ -88,7 +88,12 @@ def ensure_sources(pipe: "Pipeline") -> dict[str, Any]:
     for spec in recipe.models:
         if spec.source == "embedded":
             models[spec.name] = embedded.models[spec.name]
-            model_reports[spec.name] = dict(embedded.report.get("models", {}).get(spec.name, {}))
+            rep = embedded.report.get("models", {}).get(spec.name, {})
+            model_reports[spec.name] = {
+                "final_loss": rep.get("eval_loss"),  # next-token loss on held-out rows
+                "unigram_entropy": rep.get("unigram_entropy"),
+                "train_steps": rep.get("steps"),
+            }
         else:
             from featgeom_tda.sources.models import load_hub_model
 
@@ -673,7 +678,6 @@ def run_steering(pipe: "Pipeline") -> dict[str, Any]:
     from featgeom_tda.steering import (
         decoder_direction,
         feature_activation_change,
-        find_steering_feature,
         mean_activation_norm,
         month_task,
         number_task,
@@ -708,8 +712,8 @@ def run_steering(pipe: "Pipeline") -> dict[str, Any]:
         except ValueError as exc:
             notes.append(f"{name}: {exc}; all prompts kept")
         norm_a = mean_activation_norm(model_a, a.hook, task.prompt_tokens)
-        chosen = find_steering_feature(model_a, a.hook, sae_a, task, verify_top=8, alpha=2.0 * norm_a)
-        feature = int(chosen.feature)
+        feature = _best_live_feature(model_a, a.hook, sae_a, task, live=~partners.dead_a & (partners.indices[:, 0] >= 0),
+                                     alpha=float(max(spec.alphas)) * norm_a)
         partner = int(partners.indices[feature, 0])
         corr = float(partners.values[feature, 0])
         if partner < 0:
@@ -744,6 +748,20 @@ def run_steering(pipe: "Pipeline") -> dict[str, Any]:
             "rows": table,
         })
     return {"tasks": tasks, "figures": figures, "notes": notes}
+
+
+def _best_live_feature(model: Any, hook: str, sae: Any, task: Any, *, live: np.ndarray, alpha: float, n_verify: int = 8) -> int:
+    """Among features that fire on the compared tokens (so they have a partner), the one whose decoder
+    direction best promotes the desired token: rank by direct logit attribution, then keep the candidate with
+    the highest steering success at ``alpha`` (ties: the higher logit score)."""
+    from featgeom_tda.steering import decoder_direction, logit_scores, steer, success_rate
+
+    scores = np.where(live, logit_scores(model, sae, task), -np.inf)
+    candidates = [int(f) for f in np.argsort(-scores, kind="stable")[:n_verify] if np.isfinite(scores[f])]
+    if not candidates:
+        raise ValueError("no live SAE feature to steer with: every feature is dead on the compared tokens")
+    rates = [success_rate(model, task, lambda f=f: steer(model, hook, decoder_direction(sae, f), alpha=alpha)) for f in candidates]
+    return candidates[int(np.argmax(rates))]
 
 
 # ---------------------------------------------------------------------------------------------------------

@@ -13,14 +13,15 @@ Two scores, both "higher = promotes the desired token over the baseline":
   token; without, each task prompt is completed with the desired and with its baseline token and the
   SAE is read at that last position of the two runs.
 
-``verify_top > 0`` re-ranks the best ``verify_top`` candidates by actually steering with ``alpha``:
-success rate first, then the mean log-prob change of the desired token.
+``verify_top > 0`` re-ranks the best ``verify_top`` candidates by actually steering with ``alpha`` (one
+strength or several): best success rate over the alphas first, then the best mean log-prob change of the
+desired token.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Sequence
 
 import numpy as np
 
@@ -109,7 +110,7 @@ def find_steering_feature(
     acts: FeatureActivations | None = None,
     top_n: int = 10,
     verify_top: int = 0,
-    alpha: float | None = None,
+    alpha: float | Sequence[float] | None = None,
     positions: Any = None,
 ) -> SteeringFeature:
     """The SAE feature whose decoder direction best promotes ``task.desired`` (see the module notes)."""
@@ -130,15 +131,17 @@ def find_steering_feature(
     if verify_top:
         check_positive_int(verify_top, "verify_top")
         if alpha is None:
-            raise ValueError("alpha is required when verify_top > 0 (the steering strength used to verify)")
+            raise ValueError("alpha is required when verify_top > 0 (the steering strength(s) used to verify)")
+        alphas = [float(a) for a in np.atleast_1d(np.asarray(alpha, dtype=np.float64))]
         measured = []
         for f, s in ranking[:verify_top]:
-            row = alpha_sweep(model, task, decoder_direction(sae, f), [alpha], hook_name=hook_name,
-                              positions=positions)[0]
-            measured.append((row["success_rate"], row["desired_logprob_change"], f, s))
+            rows = alpha_sweep(model, task, decoder_direction(sae, f), alphas, hook_name=hook_name, positions=positions)
+            best_success = max(r["success_rate"] for r in rows)
+            best_change = max(r["desired_logprob_change"] for r in rows)
+            measured.append((best_success, best_change, f, s))
         measured.sort(key=lambda r: (-r[0], -r[1]))
-        config.update(alpha=float(alpha), verified=[{"feature": f, "success_rate": sr, "desired_logprob_change": lp}
-                                                     for sr, lp, f, _ in measured])
+        config.update(alpha=alphas, verified=[{"feature": f, "success_rate": sr, "desired_logprob_change": lp}
+                                              for sr, lp, f, _ in measured])
         best = measured[0]
         return SteeringFeature(feature=best[2], score=best[3], method=method, ranking=ranking[:top_n], config=config)
     return SteeringFeature(feature=ranking[0][0], score=ranking[0][1], method=method, ranking=ranking[:top_n],
