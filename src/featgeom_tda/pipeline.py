@@ -31,7 +31,7 @@ STAGES = ("sources", "extraction", "matching", "geometry", "topology", "interpre
 
 # recipe sections each stage reads (besides the results of the stages before it)
 STAGE_INPUTS: dict[str, tuple[str, ...]] = {
-    "sources": ("models", "seed", "cache_dir", "dataset"),
+    "sources": ("models", "seed", "cache_dir", "dataset", "embedded_size"),
     "extraction": ("dataset", "token_budget", "batch_size", "seed"),
     "matching": ("matching",),
     "geometry": ("geometry", "seed"),

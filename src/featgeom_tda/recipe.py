@@ -170,6 +170,7 @@ class Recipe:
     cache_dir: str = "featgeom_cache"
     device: str = "cpu"
     batch_size: int = 32
+    embedded_size: Literal["full", "small"] = "full"  # "small": a tiny embedded default for smoke tests
 
     def __post_init__(self) -> None:
         if len(self.models) != 2:

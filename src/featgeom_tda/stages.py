@@ -83,7 +83,7 @@ def ensure_sources(pipe: "Pipeline") -> dict[str, Any]:
     if any(m.source == "embedded" for m in recipe.models) or recipe.dataset.source == "embedded":
         from featgeom_tda.sources.embedded import build_embedded_default
 
-        embedded = build_embedded_default(cache, seed=recipe.seed)
+        embedded = build_embedded_default(cache, seed=recipe.seed, small=recipe.embedded_size == "small")
     tokenizer = embedded.tokenizer if embedded is not None else None
     for spec in recipe.models:
         if spec.source == "embedded":
@@ -127,7 +127,7 @@ def source_options(recipe: Any) -> dict[str, Any]:
     if any(m.source == "embedded" for m in recipe.models) or recipe.dataset.source == "embedded":
         from featgeom_tda.sources.embedded import embedded_config
 
-        return {"embedded": dataclasses.asdict(embedded_config(seed=recipe.seed))}
+        return {"embedded": dataclasses.asdict(embedded_config(seed=recipe.seed, small=recipe.embedded_size == "small"))}
     return {}
 
 
