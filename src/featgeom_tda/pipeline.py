@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from featgeom_tda.recipe import Recipe, load_recipe
+from featgeom_tda.types import json_default as _json_default
 
 __all__ = ["RECIPE_COPY", "STAGES", "Pipeline", "StageRecord", "run_recipe", "run_recipe_file"]
 
@@ -164,15 +165,3 @@ def run_recipe_file(path: str | Path, *, out_dir: str | Path | None = None, forc
 
 def _hash(obj: Any) -> str:
     return hashlib.sha256(json.dumps(obj, sort_keys=True, default=_json_default).encode()).hexdigest()[:16]
-
-
-def _json_default(o: Any) -> Any:
-    import numpy as np
-
-    if isinstance(o, np.generic):
-        return o.item()
-    if isinstance(o, np.ndarray):
-        return o.tolist()
-    if isinstance(o, Path):
-        return str(o)
-    raise TypeError(f"cannot serialise {type(o).__name__} to JSON")

@@ -400,7 +400,7 @@ class FeatureMatching:
             {"index_a": self.index_a, "index_b": self.index_b, "correlation": self.correlation},
             str(path / "pairs.safetensors"),
         )
-        (path / "matching.json").write_text(json.dumps(self.to_dict(), indent=2, default=_json_default))
+        (path / "matching.json").write_text(json.dumps(self.to_dict(), indent=2, default=json_default))
         return path
 
     @classmethod
@@ -424,7 +424,8 @@ class FeatureMatching:
         )
 
 
-def _json_default(o: Any) -> Any:
+def json_default(o: Any) -> Any:
+    """``default=`` for json.dumps: numpy scalars and arrays, and paths."""
     if isinstance(o, np.generic):
         return o.item()
     if isinstance(o, np.ndarray):
