@@ -87,7 +87,7 @@ def run_task(task, emb, name_a, name_b, matching, unrelated, out_dir: Path) -> d
     except ValueError:  # the model never predicts it: keep them all
         restricted = False
     norm_a = mean_activation_norm(model_a, hook_a, task.prompt_tokens)
-    chosen = find_steering_feature(model_a, hook_a, sae_a, task, verify_top=8, alpha=2.0 * norm_a)
+    chosen = find_steering_feature(model_a, hook_a, sae_a, task, verify_top=8, alpha=[0.5 * norm_a, norm_a, 2 * norm_a])
     feature = chosen.feature
     sweep = alpha_sweep(model_a, task, decoder_direction(sae_a, feature), [a * norm_a for a in ALPHAS],
                         hook_name=hook_a, unrelated_tokens=unrelated)
@@ -119,7 +119,8 @@ def run_task(task, emb, name_a, name_b, matching, unrelated, out_dir: Path) -> d
         )
         # what B's own best feature reaches: can B be steered this way at all?
         norm_b = mean_activation_norm(model_b, hook_b, task.prompt_tokens)
-        own = find_steering_feature(model_b, hook_b, sae_b, task, verify_top=8, alpha=2.0 * norm_b).feature
+        own = find_steering_feature(model_b, hook_b, sae_b, task, verify_top=8,
+                                    alpha=[0.5 * norm_b, norm_b, 2 * norm_b]).feature
         own_rows = alpha_sweep(model_b, task, decoder_direction(sae_b, own), [a * norm_b for a in ALPHAS],
                                hook_name=hook_b)
         for row, own_row in zip(rows, own_rows):

@@ -56,6 +56,13 @@ _EXPORTS: dict[str, str] = {
     "load_concept_groups": "featgeom_tda.sources.concepts",
     "make_synthetic_pair": "featgeom_tda.sources.synthetic",
     "check_pipeline": "featgeom_tda.sources.synthetic",
+    # steering
+    "steer": "featgeom_tda.steering",
+    "ablate": "featgeom_tda.steering",
+    "patch": "featgeom_tda.steering",
+    "alpha_sweep": "featgeom_tda.steering",
+    "success_rate": "featgeom_tda.steering",
+    "transfer_comparison": "featgeom_tda.steering",
     # topology and projections
     "mapper_graph": "featgeom_tda.topology",
     "persistence": "featgeom_tda.topology",
