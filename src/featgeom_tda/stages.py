@@ -529,7 +529,9 @@ def _spectra(pipe: "Pipeline", out: Path) -> dict[str, Any]:
     a, b = main_pair(pipe)
     between = spectrum_distance(spectra[f"SAE decoder {a.label}"], spectra[f"SAE decoder {b.label}"])
     path = out / "spectra.png"
-    plot_spectra(spectra, path)
+    shapes = sorted({tuple(s.shape) for s in spectra.values()})
+    baselines = {f"Gaussian random {r}x{c}": random_spectrum((r, c), seed=pipe.recipe.seed) for r, c in shapes}
+    plot_spectra({**spectra, **baselines}, path)
     return {"rows": rows, "decoder_distance_main_pair": between, "plot": str(path)}
 
 
