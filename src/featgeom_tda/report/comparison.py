@@ -296,10 +296,12 @@ def _steering_section(results: dict[str, Any]) -> Section:
         return Section("steering", "Steering", notes=[st["skipped"]])
     tables = []
     for task in st.get("tasks", []):
-        rows = [[r.get("alpha"), r.get("success_rate_a"), r.get("success_rate_b"), r.get("kl_a"), r.get("kl_b")] for r in task.get("rows", [])]
+        rows = [[r.get("alpha"), r.get("success_rate_a"), r.get("success_rate_b"), r.get("success_rate_b_random_feature"), r.get("kl_a"), r.get("kl_b")]
+                for r in task.get("rows", [])]
         tables.append(Table(
             f"Task {task['name']}: desired '{task.get('desired')}'; feature {task.get('feature_a')} in A, its partner {task.get('feature_b')} in B",
-            ["alpha", "success rate A", "success rate B (partner)", "KL side effects A", "KL side effects B"], rows,
+            ["alpha (x mean activation norm)", "success rate A", "success rate B (partner)", "success rate B (random feature)",
+             "KL side effects A", "KL side effects B"], rows,
             csv_name=f"steering_{task['name']}.csv",
         ))
     figures = [Figure(f, p) for f, p in st.get("figures", {}).items() if Path(p).exists()]
