@@ -572,7 +572,7 @@ def run_topology(pipe: "Pipeline") -> dict[str, Any]:
             own, other = (m.index_a, m.index_b) if side == "a" else (m.index_b, m.index_a)
             partner[own] = other
             annotations = {
-                "top_tokens": [" ".join(t) for t in tokens],
+                "top_tokens": tokens,  # list of top-activating token strings per feature
                 "concept": [c or None for c in feature_concepts(acts[layer.key], strings, groups)],
                 "partner": partner,
             }
