@@ -18,15 +18,6 @@ if TYPE_CHECKING:  # pragma: no cover
 
 log = logging.getLogger(__name__)
 
-GEOMETRY_METRIC_NAMES = {
-    "svcca": "SVCCA",
-    "cka": "linear CKA",
-    "rsa": "RSA (Spearman)",
-    "procrustes": "Procrustes",
-    "knn_jaccard": "kNN Jaccard",
-    "mutual_knn": "mutual kNN",
-}
-
 
 @dataclass(frozen=True)
 class Layer:
@@ -443,6 +434,8 @@ def _plot_heatmaps(pipe: "Pipeline", grid: dict[str, Any], out: Path) -> dict[st
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    from featgeom_tda.report.comparison import METRIC_NAMES
+
     la, lb = layers_of(pipe, 0), layers_of(pipe, 1)
     paths = {}
     for metric in pipe.recipe.geometry.metrics:
@@ -460,7 +453,7 @@ def _plot_heatmaps(pipe: "Pipeline", grid: dict[str, Any], out: Path) -> dict[st
             ax.set_yticks(range(len(la)), [a.hook.replace(".hook_", "\n") for a in la], fontsize=7)
             ax.set_xlabel(pipe.recipe.models[1].name, fontsize=8)
             ax.set_ylabel(pipe.recipe.models[0].name, fontsize=8)
-            ax.set_title(f"{GEOMETRY_METRIC_NAMES[metric]}: {title}", fontsize=8)
+            ax.set_title(f"{METRIC_NAMES[metric]}: {title}", fontsize=8)
             for (i, j), v in np.ndenumerate(mat):
                 if np.isfinite(v):
                     ax.text(j, i, f"{v:.2f}", ha="center", va="center", color="w" if v < 0.6 else "k", fontsize=8)
