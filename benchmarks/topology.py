@@ -15,8 +15,8 @@ allocated, C++ engines and the input data included) is its own. Rows:
 
 - PH small: H0-H1 on --small structured rows in R^512: ``persistence`` (giotto-ph, certified auto
   threshold) against plain ``ripser.ripser(x, metric="cosine")`` on the full filtration.
-- PH: H0-H1 on --n-ph structured rows in R^512: ours; the ripser engine at the same certified threshold
-  (engine ratio); plain ripser on the full filtration with a time limit (--plain-timeout, "> limit" when
+- PH: H0-H1 on --n-ph structured rows in R^512: ours (engine "auto"); the giotto-ph and the ripser engines
+  at the same certified threshold (engine ratios); plain ripser on the full filtration with a time limit (--plain-timeout, "> limit" when
   stopped).
 - PH isotropic: --n-iso isotropic rows, ours against plain ripser.
 - PH landmarks: --n-big rows (structured and isotropic) in R^512 through max-min landmarks (--landmarks,
@@ -82,15 +82,17 @@ def case_ours_ph(n: int, d: int, n_landmarks: int | None, data: str = "structure
     t = time.perf_counter()
     dg = persistence(x, maxdim=1, metric="cosine", n_landmarks=n_landmarks, seed=0)
     seconds = time.perf_counter() - t
-    return {"seconds": seconds, "threshold": dg.threshold, "exact": dg.exact, "bars": dg.n_bars(), "peak_gb": _peak_gb()}
+    return {"seconds": seconds, "threshold": dg.threshold, "exact": dg.exact, "bars": dg.n_bars(), "engine": dg.engine,
+            "peak_gb": _peak_gb()}
 
 
-def case_ripser_engine(n: int, d: int, n_landmarks: int | None, threshold: float, data: str = "structured") -> dict:
+def case_engine(n: int, d: int, n_landmarks: int | None, threshold: float, engine: str,
+                data: str = "structured") -> dict:
     from featgeom_tda.topology import persistence
 
     x = decoder_like_rows(n, d, kind=data)
     t = time.perf_counter()
-    dg = persistence(x, maxdim=1, metric="cosine", n_landmarks=n_landmarks, seed=0, engine="ripser",
+    dg = persistence(x, maxdim=1, metric="cosine", n_landmarks=n_landmarks, seed=0, engine=engine,
                      threshold=threshold)
     return {"seconds": time.perf_counter() - t, "bars": dg.n_bars(), "peak_gb": _peak_gb()}
 
@@ -163,7 +165,7 @@ def _dispatch(spec: dict) -> dict:
     kind = spec.pop("kind")
     return {
         "ours_ph": case_ours_ph,
-        "ripser_engine": case_ripser_engine,
+        "engine": case_engine,
         "plain_ripser": case_plain_ripser,
         "mapper": case_mapper,
         "kmapper_stock": case_kmapper_stock,
@@ -219,7 +221,7 @@ def main(argv: list[str] | None = None) -> None:
         if "timeout" in r:
             return ""
         thr = "full filtration" if r["threshold"] == float("inf") else f"threshold {r['threshold']:.4g}"
-        return f"{thr}, exact {r['exact']}, bars {r['bars']}"
+        return f"{thr}, exact {r['exact']}, engine {r['engine']}, bars {r['bars']}"
 
     def mem(r: dict) -> str:
         return "" if "timeout" in r else f"{r['peak_gb']:.2f} GB"
@@ -235,10 +237,11 @@ def main(argv: list[str] | None = None) -> None:
         ours = run_case({"kind": "ours_ph", "n": n, "d": 512, "n_landmarks": None}, timeout=args.ours_timeout)
         lines = []
         if "timeout" not in ours:
-            eng = run_case({"kind": "ripser_engine", "n": n, "d": 512, "n_landmarks": None,
-                            "threshold": ours["threshold"]}, timeout=args.ours_timeout)
-            lines.append(f"| PH H0-H1, structured | {n} x 512 | {_fmt_s(ours)} | {mem(ours)} | ripser engine, same "
-                         f"threshold | {_fmt_s(eng)} | {_ratio(eng, ours)} | {ph_note(ours)} |")
+            for engine, name in (("giotto", "giotto-ph"), ("ripser", "ripser")):
+                eng = run_case({"kind": "engine", "n": n, "d": 512, "n_landmarks": None, "engine": engine,
+                                "threshold": ours["threshold"]}, timeout=args.ours_timeout)
+                lines.append(f"| PH H0-H1, structured | {n} x 512 | {_fmt_s(ours)} | {mem(ours)} | {name} engine, "
+                             f"same threshold | {_fmt_s(eng)} | {_ratio(eng, ours)} | {ph_note(ours)} |")
         plain = run_case({"kind": "plain_ripser", "n": n, "d": 512}, timeout=args.plain_timeout)
         lines.append(f"| PH H0-H1, structured | {n} x 512 | {_fmt_s(ours)} | {mem(ours)} | plain ripser, full "
                      f"filtration | {_fmt_s(plain)} | {_ratio(plain, ours)} | |")
@@ -258,7 +261,7 @@ def main(argv: list[str] | None = None) -> None:
         for data, m in (("structured", args.landmarks), ("isotropic", args.landmarks_iso)):
             ours = run_case({"kind": "ours_ph", "n": n, "d": 512, "n_landmarks": m, "data": data},
                             timeout=args.ours_timeout)
-            eng = run_case({"kind": "ripser_engine", "n": n, "d": 512, "n_landmarks": m, "data": data,
+            eng = run_case({"kind": "engine", "n": n, "d": 512, "n_landmarks": m, "data": data, "engine": "ripser",
                             "threshold": ours["threshold"]}, timeout=args.ours_timeout)
             emit(f"| PH H0-H1 via {m} landmarks, {data} | {n} x 512 | {_fmt_s(ours)} | {mem(ours)} | ripser engine, "
                  f"same landmarks + threshold | {_fmt_s(eng)} | {_ratio(eng, ours)} | without landmarks: estimate "
