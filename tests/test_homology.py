@@ -214,16 +214,34 @@ def test_cone_certificate_matches_brute_force():
         vals = np.sort(dist[np.triu_indices(25, 1)])
         for q in (0.1, 0.3, 0.6, 0.9):
             t = float(vals[int(q * (vals.size - 1))])
-            higher = [float(vals[int(min(0.99, q + 0.2) * (vals.size - 1))])]
-            assert homology._cone_certificate(dist, t, higher) == _brute_cone_ok(dist, t)
+            for n_scales in (2, 4, 16):  # few scales send more edges to the exact search
+                assert homology._cone_certificate(dist, t, n_scales=n_scales) == _brute_cone_ok(dist, t)
+
+
+def test_cone_certificate_across_bitset_words():
+    # 150 points span three 64-bit words; the vectorised brute force is O(n^3)
+    x = np.random.default_rng(8).standard_normal((150, 6))
+    dist = squareform(pdist(x)).astype(np.float32)
+    cone = np.maximum(dist[:, None, :], dist[None, :, :])  # cone[u, v, w] = max(d(u,w), d(v,w))
+    idx = np.arange(150)
+    cone[:, :, idx] = np.where(np.eye(150, dtype=bool)[:, None, :] | np.eye(150, dtype=bool)[None, :, :], np.inf,
+                               cone[:, :, idx])
+    has_cone = (cone < dist[:, :, None]).any(axis=2)
+    outcomes = set()
+    for q in (0.05, 0.3, 0.7, 0.95):
+        t = float(np.quantile(dist[np.triu_indices(150, 1)], q))
+        expected = bool(has_cone[(dist >= t) & ~np.eye(150, dtype=bool)].all())
+        outcomes.add(expected)
+        assert homology._cone_certificate(dist, t) == expected
+    assert outcomes == {True, False}  # both answers were exercised
 
 
 def test_cone_certificate_square_closed_form():
     # unit square: the sides have no cone point, the diagonals do
     sq = np.array([[0, 0], [1, 0], [1, 1], [0, 1]], dtype=float)
     dist = squareform(pdist(sq)).astype(np.float32)
-    assert not homology._cone_certificate(dist, 1.0, [])
-    assert homology._cone_certificate(dist, 1.01, [])
+    assert not homology._cone_certificate(dist, 1.0)
+    assert homology._cone_certificate(dist, 1.01)
 
 
 def test_longest_mst_edge_matches_scipy():

@@ -413,13 +413,10 @@ def _prefetch_intrinsic():
 @functools.cache
 def _fused_kernel():
     """Compile (or load from numba's cache) the fused kernel; without prefetching if that fails to build."""
-    import numba
+    from featgeom_tda._numba import configure_numba
 
+    numba = configure_numba()
     global _prange, _thread_id, _prefetch
-    if numba.config.THREADING_LAYER == "default":
-        # numba's OpenMP layer keeps its worker threads spinning after a parallel call, which slows every
-        # later torch operation in the process many times over; the workqueue layer sleeps instead.
-        numba.config.THREADING_LAYER = "workqueue"
     _prange = numba.prange
     _thread_id = numba.get_thread_id
     globals()["_push"] = numba.njit(cache=True, nogil=True)(_push)

@@ -604,6 +604,12 @@ def run_topology(pipe: "Pipeline") -> dict[str, Any]:
                 "gaussian_b": baselines["b"].summary(),
             },
             "distances": distances,
+            "runs": {
+                name: {"engine": dg.engine, "n_points": dg.n_points, "threshold": dg.threshold, "exact": dg.exact,
+                       "seconds": dg.seconds}
+                for name, dg in (("a", diagrams["a"]), ("b", diagrams["b"]),
+                                 ("gaussian_a", baselines["a"]), ("gaussian_b", baselines["b"]))
+            },
             "plot": str(plot),
         }
     png = out / f"projection_{spec.projection}.png"

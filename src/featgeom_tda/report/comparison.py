@@ -268,10 +268,12 @@ def _persistence_section(results: dict[str, Any]) -> Section:
         for dim, s in summ.items():
             rows.append([name, dim, s.get("n_bars"), s.get("total_persistence"), s.get("max_persistence"), s.get("persistence_entropy")])
     drows = [[k, v["a_vs_b"], v["a_vs_gaussian"], v["b_vs_gaussian"], v["gaussian_a_vs_gaussian_b"]] for k, v in ph["distances"].items()]
+    engines = ", ".join(sorted({r["engine"] for r in ph.get("runs", {}).values()})) or "not recorded"
     return Section(
         "persistence",
         "Persistent homology of decoder rows",
-        intro="Vietoris-Rips persistence (giotto-ph) of unit-normalised decoder rows under cosine distance, on max-min landmarks; baselines are Gaussian clouds of equal size and spectrum.",
+        intro=("Vietoris-Rips persistence of unit-normalised decoder rows under cosine distance, on max-min landmarks; "
+               f"baselines are Gaussian clouds of equal size and spectrum. Engine: {engines}."),
         tables=[Table("Diagram summaries", ["cloud", "dimension", "bars", "total persistence", "max persistence", "entropy"], rows, csv_name="persistence.csv"),
                 Table("Diagram distances", ["distance", "A vs B", "A vs Gaussian", "B vs Gaussian", "Gaussian A vs Gaussian B"], drows, csv_name="diagram_distances.csv")],
         figures=_fig(ph.get("plot"), "Persistence diagrams"),
