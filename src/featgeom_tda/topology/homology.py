@@ -518,7 +518,12 @@ def _run_engine(engine: str, maxdim: int, coeff: int, n_threads: int, budget_byt
                 )
             return oineus_engine(dist, thresh), "oineus"
         sparse = n_edges <= _OINEUS_MAX_EDGE_DENSITY * n * (n - 1) / 2
-        if fits and sparse:
+        chosen = "oineus" if fits and sparse else "giotto"
+        logger.info(
+            "threshold %.4g: %d edges (%.1f%% of all), about %d triangles; oineus would need %.2f GB -> %s",
+            thresh, n_edges, 100.0 * n_edges / max(1, n * (n - 1) // 2), n_triangles, need / 1e9, chosen,
+        )
+        if chosen == "oineus":
             return oineus_engine(dist, thresh), "oineus"
         return giotto(dist, thresh), "giotto"
 
