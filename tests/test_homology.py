@@ -139,7 +139,7 @@ def test_oineus_engine_refuses_what_it_cannot_compute():
         persistence(x, engine="oineus", coeff=5)
 
 
-def test_edge_and_triangle_counts_match_brute_force():
+def test_edge_and_triangle_counts_match_brute_force(monkeypatch):
     from itertools import combinations
 
     x = np.random.default_rng(24).standard_normal((40, 3))
@@ -156,6 +156,10 @@ def test_edge_and_triangle_counts_match_brute_force():
     t = float(np.quantile(dist, 0.05))
     a = ((dist <= t) & ~np.eye(1500, dtype=bool)).astype(np.float64)
     exact = np.einsum("ij,ij->", a @ a, a) / 6
+    n_e, n_t = homology._count_edges_and_triangles(dist, t)
+    assert n_e == int(a.sum()) // 2
+    assert abs(n_t - exact) < 0.1 * exact
+    monkeypatch.setattr(homology, "_EDGE_LIST_MAX", 1000)  # the random-pair sampling of dense graphs
     n_e, n_t = homology._count_edges_and_triangles(dist, t)
     assert n_e == int(a.sum()) // 2
     assert abs(n_t - exact) < 0.1 * exact

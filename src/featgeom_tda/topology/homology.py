@@ -549,8 +549,16 @@ def _flag_truncation(dist: np.ndarray, thresh: float) -> float:
     return float(dist.max(axis=1).min()) if dist.shape[0] else 0.0
 
 
+_EDGE_LIST_MAX = 4_000_000  # above this many edges, triangles are estimated from random pairs
+
+
 def _count_edges_and_triangles(dist: np.ndarray, t: float, *, seed: int = 0, n_sample: int = 2000) -> tuple[int, int]:
-    """Number of edges ``d <= t`` (exact) and of triangles (estimated from sampled edges)."""
+    """Number of edges ``d <= t`` (exact) and of triangles (estimated from up to ``n_sample`` edges).
+
+    Each sampled edge uv contributes its common neighbours; triangles = edges * mean / 3. Edges are listed
+    block by block when there are at most 4 M of them (sampled uniformly from the list), else sampled
+    as random pairs, which then hit an edge often enough.
+    """
     n = dist.shape[0]
     rows = max(1, (64 * 2**20) // max(1, n))
     n_edges = 0
@@ -559,17 +567,26 @@ def _count_edges_and_triangles(dist: np.ndarray, t: float, *, seed: int = 0, n_s
     n_edges = (n_edges - n) // 2
     if n_edges <= 0:
         return 0, 0
-    if n_edges <= n_sample:
-        iu, ju = np.nonzero(np.triu(dist <= t, 1))
+    rng = np.random.default_rng(seed)
+    if n_edges <= _EDGE_LIST_MAX:
+        us, vs = [], []
+        for b0 in range(0, n, rows):
+            r, c = np.nonzero(dist[b0 : b0 + rows] <= t)
+            r += b0
+            upper = c > r
+            us.append(r[upper])
+            vs.append(c[upper])
+        iu, ju = np.concatenate(us), np.concatenate(vs)
+        if iu.size > n_sample:
+            pick = rng.choice(iu.size, size=n_sample, replace=False)
+            iu, ju = iu[pick], ju[pick]
     else:
-        rng = np.random.default_rng(seed)
-        m = int(min(8_000_000, max(100_000, 4 * n_sample * n * n / (2 * n_edges))))
+        density = n_edges / (n * (n - 1) / 2)
+        m = int(min(8_000_000, math.ceil(4 * n_sample / density)))
         i = rng.integers(0, n, size=m)
         j = rng.integers(0, n, size=m)
-        keep = (i != j) & (dist[i, j] <= t)
-        iu, ju = i[keep][:n_sample], j[keep][:n_sample]
-        if iu.size == 0:
-            return n_edges, 0
+        hit = (i != j) & (dist[i, j] <= t)
+        iu, ju = i[hit][:n_sample], j[hit][:n_sample]
     common = np.empty(iu.size)
     for c0 in range(0, iu.size, 256):
         u, v = iu[c0 : c0 + 256], ju[c0 : c0 + 256]
