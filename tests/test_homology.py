@@ -99,6 +99,8 @@ def test_oineus_engine_equals_giotto_and_ripser():
         assert o.engine == "oineus" and g.engine == "giotto" and r.engine == "ripser"
         np.testing.assert_array_equal(o.bars, g.bars)
         np.testing.assert_array_equal(o.bars, r.bars)
+        h0 = persistence(pts, metric=metric, engine="oineus", maxdim=0, threshold=None)
+        np.testing.assert_array_equal(h0.bars, g.bars[g.bars[:, 2] == 0])
     # a threshold equal to an edge length includes that edge in both engines (d <= t)
     dist = homology._distance_matrix(pts, "euclidean", np.float32)
     t = float(np.sort(dist[np.triu_indices(len(pts), 1)])[600])
