@@ -15,9 +15,9 @@ Engines. All are fed the same float32 distance matrix, so their diagrams agree e
 of bars (bars are sorted by dimension, birth, death):
 
 - oineus builds the flag complex explicitly (edges and triangles up to the threshold) and reduces it
-  with clearing on 2 threads. On the thresholded, high-dimensional clouds of SAE decoders it is about 4x
-  faster than giotto-ph (5,000 rows in R^512: 11 s against 34-48 s here), at about 480 bytes per
-  simplex. Coefficients mod 2 and maxdim <= 1 only.
+  with clearing on ``n_threads`` threads. On the thresholded, high-dimensional clouds of SAE decoders
+  it is about 4x faster than giotto-ph (5,000 rows in R^512: 11 s against 34-48 s here), at about
+  480 bytes per simplex. Coefficients mod 2 and maxdim <= 1 only.
 - giotto-ph (ripser's implicit coboundaries, multi-threaded): any maxdim and prime coefficient, memory
   quadratic in the points only.
 - ripser: the reference implementation, kept as a cross-check.
@@ -62,7 +62,7 @@ decoder-like rows): about 21 n^2 + 60 MB at n = 1,500-3,000 and 31 n^2 at n = 5,
 of the peak, not a bound; a run over ``memory_budget_gb`` is refused with a ``ValueError`` suggesting
 ``n_landmarks``. An oineus run needs its explicit complex on top (a float64 copy of the distances,
 8 n^2, and 480 bytes per edge and triangle) and is chosen only when that fits in the budget left after
-8 n^2: the 5,000 rows above peak at 3.7 GB with oineus against 0.8 GB with giotto-ph.
+8 n^2: the 5,000 rows above peak at 3.8 GB with oineus against 0.8 GB with giotto-ph.
 """
 
 from __future__ import annotations
