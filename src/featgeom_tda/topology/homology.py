@@ -388,6 +388,11 @@ def persistence(
     coeff = check_positive_int(coeff, "coeff", minimum=2)
     if any(coeff % p == 0 for p in range(2, int(math.isqrt(coeff)) + 1)):
         raise ValueError(f"coeff must be a prime number; got {coeff}")
+    if engine == "oineus" and (maxdim > 1 or coeff != 2):
+        raise ValueError(
+            f"engine='oineus' computes maxdim <= 1 with coeff=2 only; got maxdim={maxdim}, coeff={coeff} "
+            f"(use engine='auto' or 'giotto')"
+        )
     budget = _positive_float(memory_budget_gb, "memory_budget_gb")
     if isinstance(threshold, str):
         check_choice(threshold, "threshold", ("auto",))
@@ -477,8 +482,9 @@ def _positive_float(value: Any, name: str) -> float:
 def _run_engine(engine: str, maxdim: int, coeff: int, n_threads: int, budget_bytes: float):
     """A function ``(float32 distance matrix, threshold) -> (list of (m, 2) diagrams, engine used)``.
 
-    "auto" runs oineus when its explicit complex fits in ``budget_bytes`` (maxdim <= 1, coefficients
-    mod 2) and giotto-ph otherwise; the choice is made for every run, since it depends on the threshold.
+    "auto" runs oineus when its explicit complex is sparse and fits in ``budget_bytes`` (maxdim <= 1,
+    coefficients mod 2) and giotto-ph otherwise; the choice is made for every run, since it depends on
+    the threshold.
     """
 
     def giotto(dist: np.ndarray, thresh: float) -> list[np.ndarray]:
@@ -508,13 +514,12 @@ def _run_engine(engine: str, maxdim: int, coeff: int, n_threads: int, budget_byt
         n = dist.shape[0]
         n_edges, n_triangles = _count_edges_and_triangles(dist, _flag_truncation(dist, thresh))
         need = _oineus_memory_bytes(n, n_edges, n_triangles)
-        fits = maxdim <= 1 and coeff == 2 and need <= budget_bytes
+        fits = need <= budget_bytes
         if engine == "oineus":
             if not fits:
                 raise ValueError(
-                    f"engine='oineus' needs maxdim <= 1, coeff=2 and an explicit complex within "
-                    f"memory_budget_gb (this run: about {need / 1e9:.2f} GB); use engine='auto', a lower "
-                    f"threshold or n_landmarks"
+                    f"engine='oineus' holds the complex in memory: about {need / 1e9:.2f} GB for this run, over "
+                    f"memory_budget_gb; use engine='auto' (giotto-ph then), a lower threshold or n_landmarks"
                 )
             return oineus_engine(dist, thresh), "oineus"
         sparse = n_edges <= _OINEUS_MAX_EDGE_DENSITY * n * (n - 1) / 2
