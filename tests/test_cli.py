@@ -46,3 +46,77 @@ def test_every_public_name_resolves():
         except (AttributeError, ImportError) as exc:
             missing.append(f"{name}: {exc}")
     assert not missing
+
+
+def _noisy_circle(n=150, d=20, seed=0):
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    theta = rng.uniform(0, 2 * np.pi, n)
+    basis, _ = np.linalg.qr(rng.standard_normal((d, 2)))
+    return (np.column_stack([np.cos(theta), np.sin(theta)]) @ basis.T + 0.02 * rng.standard_normal((n, d))).astype(np.float32)
+
+
+def test_topology_command_on_a_circle(tmp_path, capsys):
+    import json
+
+    import numpy as np
+
+    np.save(tmp_path / "w.npy", _noisy_circle())
+    out = tmp_path / "out"
+    rc = cli.main(["topology", str(tmp_path / "w.npy"), "--out", str(out), "--metric", "euclidean",
+                   "--landmarks", "0", "--baselines", "2"])
+    assert rc == 0, capsys.readouterr().err
+    result = json.loads((out / "topology.json").read_text())
+    assert result["shape"] == [150, 20]
+    h1 = result["persistence"]["summary"]["H1"]
+    assert h1["max_persistence"] > 1.0  # the circle's bar (radius 1)
+    assert result["persistence"]["exact"] and result["persistence"]["n_points"] == 150
+    assert result["gaussian_comparison"]["H1"]["max_persistence"] == h1["max_persistence"]
+    assert len(result["gaussian_comparison"]["H1"]["baseline_max_persistence"]) == 2
+    assert result["mapper"]["statistics"]["n_nodes"] > 0 and result["mapper"]["statistics"]["n_components"] >= 1
+    html = (out / "mapper.html").read_text()
+    assert "http://" not in html and "https://" not in html  # self-contained
+    assert (out / "persistence" / "diagrams.json").exists() and (out / "persistence.png").stat().st_size > 0
+    assert "persistence H1:" in capsys.readouterr().out
+
+
+def test_topology_command_reads_safetensors_and_sae_directories(tmp_path, capsys):
+    import json
+
+    import numpy as np
+    from safetensors.numpy import save_file
+
+    w = _noisy_circle(n=80, d=12)
+    sae_dir = tmp_path / "sae"
+    sae_dir.mkdir()
+    save_file({"W_dec": w, "W_enc": w.T.copy(), "b_dec": np.zeros(12, np.float32)}, str(sae_dir / "sae_weights.safetensors"))
+    rc = cli.main(["topology", str(sae_dir), "--out", str(tmp_path / "o1"), "--no-mapper", "--baselines", "0"])
+    assert rc == 0, capsys.readouterr().err
+    assert json.loads((tmp_path / "o1" / "topology.json").read_text())["shape"] == [80, 12]  # W_dec, not W_enc
+    rc = cli.main(["topology", str(sae_dir / "sae_weights.safetensors"), "--key", "W_enc", "--out",
+                   str(tmp_path / "o2"), "--no-mapper", "--no-persistence"])
+    assert rc == 0 and json.loads((tmp_path / "o2" / "topology.json").read_text())["shape"] == [12, 80]
+    capsys.readouterr()
+    rc = cli.main(["topology", str(sae_dir / "sae_weights.safetensors"), "--key", "nope", "--out", str(tmp_path / "o3")])
+    err = capsys.readouterr().err.strip()
+    assert rc == 2 and "\n" not in err and "key must name one of the tensors" in err and "W_dec" in err
+
+
+def test_topology_command_bad_inputs(tmp_path, capsys):
+    import numpy as np
+
+    np.save(tmp_path / "obj.npy", np.array([{"a": 1}], dtype=object), allow_pickle=True)
+    np.save(tmp_path / "vec.npy", np.ones(5, np.float32))
+    (tmp_path / "w.txt").write_text("1 2 3")
+    cases = [
+        ([str(tmp_path / "missing.npy")], "does not exist"),
+        ([str(tmp_path / "obj.npy")], "pickled objects are refused"),
+        ([str(tmp_path / "vec.npy")], "must be 2-D"),
+        ([str(tmp_path / "w.txt")], "must end in .npy or .safetensors"),
+        ([str(tmp_path / "vec.npy"), "--landmarks", "-1"], "--landmarks must be >= 0"),
+    ]
+    for argv, message in cases:
+        rc = cli.main(["topology", *argv, "--out", str(tmp_path / "o")])
+        err = capsys.readouterr().err.strip()
+        assert rc == 2 and "\n" not in err and message in err, (argv, err)

@@ -142,6 +142,77 @@ def _cmd_synthetic(args: argparse.Namespace) -> int:
     return 0
 
 
+def _add_topology(p: argparse.ArgumentParser) -> None:
+    p.add_argument("weights", help="an (n, d) matrix: .npy, .safetensors (see --key) or a saved SAE directory")
+    p.add_argument("--out", required=True, help="directory for mapper.html, persistence/ and topology.json")
+    p.add_argument("--key", default=None, help="tensor name in a safetensors file (default: the only one, else W_dec)")
+    p.add_argument("--metric", default="cosine", choices=["cosine", "euclidean"])
+    p.add_argument("--lens", default="pca", choices=["pca", "umap", "l2norm"], help="Mapper lens (default pca)")
+    p.add_argument("--cubes", type=int, default=10, help="Mapper intervals per lens dimension (default 10)")
+    p.add_argument("--overlap", type=float, default=0.3, help="Mapper interval overlap (default 0.3)")
+    p.add_argument("--landmarks", type=int, default=1000,
+                   help="max-min landmarks for persistence (default 1000; all rows when fewer)")
+    p.add_argument("--maxdim", type=int, default=1, help="highest homology dimension (default 1)")
+    p.add_argument("--baselines", type=int, default=3,
+                   help="Gaussian clouds of the same spectrum to compare with (default 3; 0: none)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--no-mapper", action="store_true", help="skip the Mapper graph")
+    p.add_argument("--no-persistence", action="store_true", help="skip persistent homology")
+
+
+def _cmd_topology(args: argparse.Namespace) -> int:
+    import json
+    from pathlib import Path
+
+    from featgeom_tda.sources.weights import load_weight_file
+    from featgeom_tda.types import json_default
+
+    for name in ("landmarks", "baselines", "maxdim"):
+        if getattr(args, name) < 0:
+            raise CommandError(f"--{name} must be >= 0, got {getattr(args, name)}")
+    weights = load_weight_file(args.weights, key=args.key)
+    points = weights.normalized() if args.metric == "cosine" else weights.weights
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    result: dict = {"weights": str(args.weights), "shape": list(weights.shape), "metric": args.metric}
+    print(f"{weights.n_features} rows x {weights.dim} columns from {args.weights}")
+    if not args.no_mapper:
+        from featgeom_tda.topology import mapper_graph
+
+        graph = mapper_graph(points, lens=args.lens, n_cubes=args.cubes, overlap=args.overlap, metric=args.metric,
+                             seed=args.seed)
+        graph.save_html(out / "mapper.html", title=f"Mapper of {Path(args.weights).name}", seed=args.seed)
+        stats = graph.statistics()
+        result["mapper"] = {"html": "mapper.html", "statistics": stats, "config": graph.config}
+        print(f"mapper: {stats['n_nodes']} nodes, {stats['n_edges']} edges, {stats['n_components']} components "
+              f"-> {out / 'mapper.html'}")
+    if not args.no_persistence:
+        from featgeom_tda.topology import compare_with_gaussian, persistence, plot_diagrams
+
+        n_land = min(args.landmarks, weights.n_features) if args.landmarks > 0 else None
+        options = dict(maxdim=args.maxdim, metric=args.metric, n_landmarks=n_land)
+        if args.baselines > 0:
+            cmp = compare_with_gaussian(points, n_baselines=args.baselines, seed=args.seed, **options)
+            diagrams = cmp.pop("data")
+            baselines = cmp.pop("baselines")
+            result["gaussian_comparison"] = cmp
+        else:
+            diagrams, baselines = persistence(points, seed=args.seed, **options), []
+        diagrams.save(out / "persistence")
+        panels = {Path(args.weights).name: diagrams}
+        if baselines:
+            panels["Gaussian cloud, same spectrum"] = baselines[0]
+        plot_diagrams(panels, out / "persistence.png")
+        result["persistence"] = {"summary": diagrams.summary(), "engine": diagrams.engine, "exact": diagrams.exact,
+                                 "n_points": diagrams.n_points, "dir": "persistence", "plot": "persistence.png"}
+        for dim, s in diagrams.summary().items():
+            print(f"persistence {dim}: {s['n_bars']} bars, total {s['total_persistence']:.4g}, "
+                  f"max {s['max_persistence']:.4g}")
+    (out / "topology.json").write_text(json.dumps(result, indent=1, default=json_default))
+    print(f"wrote {out / 'topology.json'}")
+    return 0
+
+
 def _add_store_info(p: argparse.ArgumentParser) -> None:
     p.add_argument("path", help="an activation store directory")
     p.add_argument("--verify", action="store_true", help="check every shard's checksum")
@@ -156,6 +227,7 @@ COMMANDS: dict[str, tuple[str, Callable[[argparse.ArgumentParser], None], Callab
     "build-default": ("build the embedded corpus, tokenizer, models and SAEs and print their numbers", _add_build_default, _cmd_build_default),
     "match": ("match the features of two activation stores", _add_match, _cmd_match),
     "synthetic": ("score matching and metrics on synthetic models with known shared features", _add_synthetic, _cmd_synthetic),
+    "topology": ("Mapper HTML and persistent homology of one weight matrix (e.g. an SAE decoder)", _add_topology, _cmd_topology),
     "store-info": ("describe (and optionally verify) an activation store", _add_store_info, _cmd_store_info),
     "info": ("print the version and the public API", lambda p: None, _cmd_info),
 }

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
+
+import numpy as np
 
 from featgeom_tda.types import FeatureWeights, Provenance
 
-__all__ = ["decoder_weights", "mlp_out_weights"]
+__all__ = ["decoder_weights", "mlp_out_weights", "load_weight_file"]
 
 
 def decoder_weights(sae: Any, *, provenance: Provenance | None = None) -> FeatureWeights:
@@ -49,3 +52,41 @@ def mlp_out_weights(model: Any, layer: int, *, provenance: Provenance | None = N
             extra={"matrix": f"blocks.{layer}.mlp.W_out", "layer": layer},
         )
     return FeatureWeights(w_out.detach().cpu().float().numpy(), provenance=provenance, name="W_out")
+
+
+def load_weight_file(path: str | Path, *, key: str | None = None) -> FeatureWeights:
+    """One (n_rows, d) matrix from a ``.npy`` file (no pickle) or a ``.safetensors`` file.
+
+    A directory is read as a saved SAE: its ``sae_weights.safetensors``. In a safetensors file ``key``
+    names the tensor; without it the only tensor is taken, else ``W_dec`` (an SAE's decoder rows).
+    """
+    path = Path(path)
+    if path.is_dir():
+        path = path / "sae_weights.safetensors"
+    if not path.is_file():
+        raise FileNotFoundError(f"weights file {path} does not exist")
+    if path.suffix == ".npy":
+        if key is not None:
+            raise ValueError(f"key={key!r} applies to safetensors files; {path.name} is a .npy file")
+        try:
+            arr = np.load(path, allow_pickle=False)
+        except ValueError as exc:
+            raise ValueError(f"{path} is not a plain numeric .npy array (pickled objects are refused): {exc}") from None
+        name = path.name
+    elif path.suffix == ".safetensors":
+        from safetensors import SafetensorError, safe_open
+
+        try:
+            with safe_open(str(path), framework="numpy") as f:
+                keys = list(f.keys())
+                if key is None:
+                    key = keys[0] if len(keys) == 1 else ("W_dec" if "W_dec" in keys else None)
+                if key is None or key not in keys:
+                    raise ValueError(f"key must name one of the tensors in {path.name}: {', '.join(keys) or 'none'}")
+                arr = f.get_tensor(key)
+        except (SafetensorError, TypeError) as exc:  # TypeError: a dtype numpy lacks, such as bfloat16
+            raise ValueError(f"{path} could not be read as numpy arrays: {exc}") from None
+        name = f"{path.name}:{key}"
+    else:
+        raise ValueError(f"weights file must end in .npy or .safetensors (or be an SAE directory); got {path.name}")
+    return FeatureWeights(arr, provenance=Provenance(extra={"file": str(path), "matrix": key or "array"}), name=name)
