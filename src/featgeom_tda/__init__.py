@@ -53,6 +53,7 @@ _EXPORTS: dict[str, str] = {
     "build_embedded_default": "featgeom_tda.sources.embedded",
     "decoder_weights": "featgeom_tda.sources.weights",
     "mlp_out_weights": "featgeom_tda.sources.weights",
+    "load_weight_file": "featgeom_tda.sources.weights",
     "load_concept_groups": "featgeom_tda.sources.concepts",
     "make_synthetic_pair": "featgeom_tda.sources.synthetic",
     "check_pipeline": "featgeom_tda.sources.synthetic",
