@@ -444,8 +444,10 @@ def test_bad_inputs_raise_value_errors():
         persistence(x, threshold="fast")
     with pytest.raises(ValueError, match="n_landmarks"):
         persistence(x, n_landmarks=0)
-    with pytest.raises(ValueError, match="n_landmarks"):
-        persistence(x, n_landmarks=21)
+    # n_landmarks is a cap: with at least as many landmarks as rows every row is used
+    capped = persistence(x, n_landmarks=21)
+    assert capped.landmark_indices is None and capped.n_points == 20
+    np.testing.assert_array_equal(capped.bars, persistence(x).bars)
     with pytest.raises(ValueError, match="coeff"):
         persistence(x, coeff=4)
     with pytest.raises(ValueError, match="memory_budget_gb"):

@@ -370,7 +370,8 @@ def persistence(
         points: numpy / torch (n, d) or FeatureWeights.
         maxdim: highest homology dimension (0, 1, 2, ...).
         metric: "euclidean" or "cosine" (1 - cos).
-        n_landmarks: if set, compute on this many max-min landmarks (see :func:`landmarks`).
+        n_landmarks: if set and smaller than the number of rows, compute on this many max-min landmarks
+            (see :func:`landmarks`); otherwise on all rows.
         seed: seed of the landmark start and of the distance sample of the auto threshold.
         memory_budget_gb: refuse (ValueError) a run whose memory estimate exceeds this.
         engine: "auto" (oineus when its explicit complex is sparse and fits the budget, else giotto-ph;
@@ -408,8 +409,7 @@ def persistence(
     n_input = x.shape[0]
     if n_landmarks is not None:
         n_landmarks = check_positive_int(n_landmarks, "n_landmarks")
-        if n_landmarks > n_input:
-            raise ValueError(f"n_landmarks must be at most the number of points ({n_input}); got {n_landmarks}")
+    n_landmarks = None if n_landmarks is None or n_landmarks >= n_input else n_landmarks  # a cap: all rows when fewer
     n_eff = n_input if n_landmarks is None else n_landmarks
     auto = threshold == "auto"
     estimate = estimate_memory_bytes(n_eff, maxdim=maxdim, auto_threshold=auto)
