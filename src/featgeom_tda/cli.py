@@ -189,7 +189,7 @@ def _cmd_topology(args: argparse.Namespace) -> int:
     if not args.no_persistence:
         from featgeom_tda.topology import compare_with_gaussian, persistence, plot_diagrams
 
-        n_land = min(args.landmarks, weights.n_features) if args.landmarks > 0 else None
+        n_land = args.landmarks if args.landmarks > 0 else None  # a cap: all rows when fewer
         options = dict(maxdim=args.maxdim, metric=args.metric, n_landmarks=n_land)
         if args.baselines > 0:
             cmp = compare_with_gaussian(points, n_baselines=args.baselines, seed=args.seed, **options)
