@@ -203,9 +203,10 @@ def _cmd_topology(args: argparse.Namespace) -> int:
         if baselines:
             panels["Gaussian cloud, same spectrum"] = baselines[0]
         plot_diagrams(panels, out / "persistence.png")
-        result["persistence"] = {"summary": diagrams.summary(), "engine": diagrams.engine, "exact": diagrams.exact,
+        summary = diagrams.summary()
+        result["persistence"] = {"summary": summary, "engine": diagrams.engine, "exact": diagrams.exact,
                                  "n_points": diagrams.n_points, "dir": "persistence", "plot": "persistence.png"}
-        for dim, s in diagrams.summary().items():
+        for dim, s in summary.items():
             print(f"persistence {dim}: {s['n_bars']} bars, total {s['total_persistence']:.4g}, "
                   f"max {s['max_persistence']:.4g}")
     (out / "topology.json").write_text(json.dumps(result, indent=1, default=json_default))

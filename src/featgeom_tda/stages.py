@@ -581,9 +581,9 @@ def run_topology(pipe: "Pipeline") -> dict[str, Any]:
         for layer, side in ((a, "a"), (b, "b")):
             w = decoder_rows(pipe, layer)
             w = w / np.maximum(np.linalg.norm(w, axis=1, keepdims=True), 1e-12)
-            n_land = min(spec.n_landmarks, w.shape[0])
-            diagrams[side] = persistence(w, maxdim=spec.maxdim, metric="cosine", n_landmarks=n_land, seed=seed)
-            baselines[side] = persistence(gaussian_baseline(w, seed=seed), maxdim=spec.maxdim, metric="cosine", n_landmarks=n_land, seed=seed)
+            options = dict(maxdim=spec.maxdim, metric="cosine", n_landmarks=spec.n_landmarks, seed=seed)  # a cap
+            diagrams[side] = persistence(w, **options)
+            baselines[side] = persistence(gaussian_baseline(w, seed=seed), **options)
         distances = {}
         for dim in range(spec.maxdim + 1):
             for kind in ("bottleneck", "wasserstein"):

@@ -501,9 +501,6 @@ def _run_engine(engine: str, maxdim: int, coeff: int, n_threads: int, budget_byt
         out = ripser.ripser(dist, distance_matrix=True, maxdim=maxdim, thresh=thresh, coeff=coeff)
         return [np.asarray(d, dtype=np.float64) for d in out["dgms"]]
 
-    def oineus_engine(dist: np.ndarray, thresh: float) -> list[np.ndarray]:
-        return _oineus_diagrams(dist, _flag_truncation(dist, thresh), maxdim, n_threads)
-
     def run(dist: np.ndarray, thresh: float) -> tuple[list[np.ndarray], str]:
         if engine == "giotto":
             return giotto(dist, thresh), "giotto"
@@ -512,7 +509,8 @@ def _run_engine(engine: str, maxdim: int, coeff: int, n_threads: int, budget_byt
         if engine == "auto" and not (maxdim <= 1 and coeff == 2):
             return giotto(dist, thresh), "giotto"
         n = dist.shape[0]
-        n_edges, n_triangles = _count_edges_and_triangles(dist, _flag_truncation(dist, thresh))
+        t = _flag_truncation(dist, thresh)
+        n_edges, n_triangles = _count_edges_and_triangles(dist, t)
         need = _oineus_memory_bytes(n, n_edges, n_triangles)
         fits = need <= budget_bytes
         if engine == "oineus":
@@ -521,7 +519,7 @@ def _run_engine(engine: str, maxdim: int, coeff: int, n_threads: int, budget_byt
                     f"engine='oineus' holds the complex in memory: about {need / 1e9:.2f} GB for this run, over "
                     f"memory_budget_gb; use engine='auto' (giotto-ph then), a lower threshold or n_landmarks"
                 )
-            return oineus_engine(dist, thresh), "oineus"
+            return _oineus_diagrams(dist, t, maxdim, n_threads), "oineus"
         sparse = n_edges <= _OINEUS_MAX_EDGE_DENSITY * n * (n - 1) / 2
         chosen = "oineus" if fits and sparse else "giotto"
         logger.info(
@@ -529,7 +527,7 @@ def _run_engine(engine: str, maxdim: int, coeff: int, n_threads: int, budget_byt
             thresh, n_edges, 100.0 * n_edges / max(1, n * (n - 1) // 2), n_triangles, need / 1e9, chosen,
         )
         if chosen == "oineus":
-            return oineus_engine(dist, thresh), "oineus"
+            return _oineus_diagrams(dist, t, maxdim, n_threads), "oineus"
         return giotto(dist, thresh), "giotto"
 
     return run
@@ -699,8 +697,8 @@ def _cone_certificate(dist: np.ndarray, t: float, *, n_scales: int = 16, seed: i
     m = min(400_000, n * n)
     sample = dist[rng.integers(0, n, size=m), rng.integers(0, n, size=m)]
     above = sample[sample >= t32]
-    scales = [t32] + ([np.quantile(above, np.linspace(0, 1, n_scales)[1:-1])] if above.size else [])
-    scales = np.unique(np.concatenate([np.atleast_1d(np.asarray(s, dtype=np.float32)) for s in scales]))
+    inner = np.quantile(above, np.linspace(0, 1, n_scales)[1:-1]) if above.size else []
+    scales = np.unique(np.append(np.asarray(inner, dtype=np.float32), t32))
     scales = scales[scales >= t32]
     bits = _neighbourhood_bits(dist, scales)
     kernel = _cone_kernel()
