@@ -61,7 +61,7 @@ def run_case(spec: dict) -> dict:
     """Run one case in this process and return its measurements."""
     from threadpoolctl import threadpool_limits
 
-    from featgeom_tda.geometry import permutation_test, rsa, svcca_result
+    from featgeom_tda.analyses.geometry import permutation_test, rsa, svcca_result
 
     threadpool_limits(spec["threads"])
     base = peak_mb()

@@ -184,7 +184,7 @@ def run_child(spec: dict) -> dict:
         best_v, best_i = dense_torch_best(a, b, spec["dense_chunk"])
         elapsed, cpu = time.perf_counter() - t0, time.process_time() - c0
     else:
-        from featgeom_tda.matching import match_features, top_correlations
+        from featgeom_tda.analyses.matching import match_features, top_correlations
 
         tiny = sp.random(50, 8, density=0.3, format="csr", random_state=0, dtype=np.float32)
         t0 = time.perf_counter()

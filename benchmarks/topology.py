@@ -76,7 +76,7 @@ def _peak_gb() -> float:
 # cases (each in a subprocess)
 # ------------------------------------------------------------------------------------------------------
 def case_ours_ph(n: int, d: int, n_landmarks: int | None, data: str = "structured") -> dict:
-    from featgeom_tda.topology import persistence
+    from featgeom_tda.analyses.topology import persistence
 
     x = decoder_like_rows(n, d, kind=data)
     t = time.perf_counter()
@@ -88,7 +88,7 @@ def case_ours_ph(n: int, d: int, n_landmarks: int | None, data: str = "structure
 
 def case_engine(n: int, d: int, n_landmarks: int | None, threshold: float, engine: str,
                 data: str = "structured") -> dict:
-    from featgeom_tda.topology import persistence
+    from featgeom_tda.analyses.topology import persistence
 
     x = decoder_like_rows(n, d, kind=data)
     t = time.perf_counter()
@@ -108,7 +108,7 @@ def case_plain_ripser(n: int, d: int, data: str = "structured") -> dict:
 
 
 def case_mapper(n: int, d: int, out_dir: str) -> dict:
-    from featgeom_tda.topology import mapper_graph
+    from featgeom_tda.analyses.topology import mapper_graph
 
     x = decoder_like_rows(n, d)
     t = time.perf_counter()
@@ -127,9 +127,9 @@ def case_kmapper_stock(n: int, d: int, eps: float, out_dir: str) -> dict:
     import kmapper as km
     from sklearn.cluster import DBSCAN
 
-    from featgeom_tda.projection import pca_projection
+    from featgeom_tda.analyses.projection import pca_projection
 
-    from featgeom_tda.topology import choose_eps
+    from featgeom_tda.analyses.topology import choose_eps
 
     x = decoder_like_rows(n, d)
     t = time.perf_counter()
@@ -254,7 +254,7 @@ def main(argv: list[str] | None = None) -> None:
         emit(f"| PH H0-H1, isotropic | {n} x 512 | {_fmt_s(ours)} | {mem(ours)} | plain ripser, full filtration "
              f"| {_fmt_s(plain)} | {_ratio(plain, ours)} | {ph_note(ours)} |")
     if "ph_landmarks" in cases:
-        from featgeom_tda.topology import estimate_memory_bytes
+        from featgeom_tda.analyses.topology import estimate_memory_bytes
 
         n = args.n_big
         full_gb = estimate_memory_bytes(n, maxdim=1) / 1e9

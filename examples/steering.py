@@ -25,8 +25,8 @@ from pathlib import Path
 
 import numpy as np
 
-from featgeom_tda.matching import match_features
-from featgeom_tda.sources.activations import (
+from featgeom_tda.analyses.matching import match_features
+from featgeom_tda.extraction.activations import (
     ActivationSource,
     extract_activations,
     load_activations,
@@ -34,7 +34,7 @@ from featgeom_tda.sources.activations import (
 )
 from featgeom_tda.sources.corpus import generate_corpus
 from featgeom_tda.sources.embedded import build_embedded_default
-from featgeom_tda.steering import (
+from featgeom_tda.analyses.steering import (
     alpha_sweep,
     baseline_rate,
     decoder_direction,

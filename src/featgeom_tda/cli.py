@@ -23,7 +23,7 @@ def _cmd_info(args: argparse.Namespace) -> int:
 
 
 def _cmd_store_info(args: argparse.Namespace) -> int:
-    from featgeom_tda.store import ActivationStore
+    from featgeom_tda.core.store import ActivationStore
 
     store = ActivationStore.open(args.path)
     print(store)
@@ -85,7 +85,7 @@ def _add_validate(p: argparse.ArgumentParser) -> None:
 
 
 def _cmd_validate(args: argparse.Namespace) -> int:
-    from featgeom_tda.recipe import check_registry_names, load_recipe
+    from featgeom_tda.pipeline.recipe import check_registry_names, load_recipe
 
     for path in args.recipe:
         recipe = load_recipe(path)
@@ -119,8 +119,8 @@ def _add_match(p: argparse.ArgumentParser) -> None:
 
 
 def _cmd_match(args: argparse.Namespace) -> int:
-    from featgeom_tda.matching import match_features
-    from featgeom_tda.store import ActivationStore
+    from featgeom_tda.analyses.matching import match_features
+    from featgeom_tda.core.store import ActivationStore
 
     a = ActivationStore.open(args.store_a).read()
     b = ActivationStore.open(args.store_b).read()
@@ -165,7 +165,7 @@ def _cmd_topology(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from featgeom_tda.sources.weights import load_weight_file
-    from featgeom_tda.types import json_default
+    from featgeom_tda.core.types import json_default
 
     for name in ("landmarks", "baselines", "maxdim"):
         if getattr(args, name) < 0:
@@ -177,7 +177,7 @@ def _cmd_topology(args: argparse.Namespace) -> int:
     result: dict = {"weights": str(args.weights), "shape": list(weights.shape), "metric": args.metric}
     print(f"{weights.n_features} rows x {weights.dim} columns from {args.weights}")
     if not args.no_mapper:
-        from featgeom_tda.topology import mapper_graph
+        from featgeom_tda.analyses.topology import mapper_graph
 
         graph = mapper_graph(points, lens=args.lens, n_cubes=args.cubes, overlap=args.overlap, metric=args.metric,
                              seed=args.seed)
@@ -187,7 +187,7 @@ def _cmd_topology(args: argparse.Namespace) -> int:
         print(f"mapper: {stats['n_nodes']} nodes, {stats['n_edges']} edges, {stats['n_components']} components "
               f"-> {out / 'mapper.html'}")
     if not args.no_persistence:
-        from featgeom_tda.topology import compare_with_gaussian, persistence, plot_diagrams
+        from featgeom_tda.analyses.topology import compare_with_gaussian, persistence, plot_diagrams
 
         n_land = args.landmarks if args.landmarks > 0 else None  # a cap: all rows when fewer
         options = dict(maxdim=args.maxdim, metric=args.metric, n_landmarks=n_land)

@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from featgeom_tda._validation import check_positive_int
+from featgeom_tda.core._validation import check_positive_int
 
 __all__ = ["generate_corpus", "concept_counts", "word_counts", "split_words", "MONTHS", "NUMBER_WORDS"]
 

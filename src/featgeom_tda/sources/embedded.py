@@ -25,7 +25,7 @@ from typing import Any
 
 import numpy as np
 
-from featgeom_tda._validation import check_choice, check_positive_int
+from featgeom_tda.core._validation import check_choice, check_positive_int
 
 __all__ = ["EmbeddedConfig", "EmbeddedDefault", "embedded_config", "build_embedded_default", "MODEL_NAMES"]
 

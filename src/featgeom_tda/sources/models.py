@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from featgeom_tda._validation import check_choice, check_positive_int, to_numpy
+from featgeom_tda.core._validation import check_choice, check_positive_int, to_numpy
 
 __all__ = [
     "ModelSpec",

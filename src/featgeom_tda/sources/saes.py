@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from featgeom_tda._validation import check_choice, check_positive_int, describe
+from featgeom_tda.core._validation import check_choice, check_positive_int, describe
 from featgeom_tda.sources.hooks import check_hook_name, hook_width
 
 __all__ = [
@@ -111,7 +111,7 @@ def collect_hook_activations(
     if mask is None:
         keep = torch.from_numpy(default_token_mask(model, toks, keep_bos=keep_bos))
     else:
-        from featgeom_tda._validation import to_numpy
+        from featgeom_tda.core._validation import to_numpy
 
         m = to_numpy(mask, "mask")
         if m.shape != tuple(toks.shape):

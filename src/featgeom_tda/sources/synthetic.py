@@ -16,9 +16,9 @@ model. Each model then embeds its own features:
 
 On top of the generator: :func:`train_synthetic_sae` (TopK or standard SAE trained with ``sae_lens``),
 :func:`sae_recovery` (how well an SAE's decoder recovers the true directions) and :func:`check_pipeline`
-(train SAEs on both models, match their latents with :func:`featgeom_tda.matching.match_features`, then
+(train SAEs on both models, match their latents with :func:`featgeom_tda.analyses.matching.match_features`, then
 score precision / recall of the matching and similarity of shared vs private subspaces with
-:mod:`featgeom_tda.geometry`, each against a random-pairing permutation null).
+:mod:`featgeom_tda.analyses.geometry`, each against a random-pairing permutation null).
 """
 
 from __future__ import annotations
@@ -33,7 +33,7 @@ import numpy as np
 import scipy.sparse as sp
 from scipy.optimize import linear_sum_assignment
 
-from featgeom_tda._validation import (
+from featgeom_tda.core._validation import (
     as_float_matrix,
     check_choice,
     check_fraction,
@@ -525,10 +525,10 @@ def decoder_directions(sae: Any) -> np.ndarray:
 
 
 def encode_synthetic(sae: Any, acts: Any, *, batch_size: int = 8192, provenance: Any = None):
-    """Encode (n_samples, d) activations with an SAE into :class:`~featgeom_tda.types.FeatureActivations`."""
+    """Encode (n_samples, d) activations with an SAE into :class:`~featgeom_tda.core.types.FeatureActivations`."""
     import torch
 
-    from featgeom_tda.types import FeatureActivations
+    from featgeom_tda.core.types import FeatureActivations
 
     x = as_float_matrix(acts, "acts", dtype=np.float32)
     batch_size = check_positive_int(batch_size, "batch_size")
@@ -724,7 +724,7 @@ class Scorecard:
             "matched" uses the kept pairs of the matching. With no more rows than dimensions SVCCA
             saturates at 1 for every pairing (z = 0, p = 1).
         recovery_a, recovery_b: :class:`RecoveryReport` of each SAE.
-        matching: the :class:`~featgeom_tda.types.FeatureMatching` that was scored.
+        matching: the :class:`~featgeom_tda.core.types.FeatureMatching` that was scored.
         counts: pair and latent counts behind the rates.
         config: options of the run and of the generator.
     """
@@ -827,7 +827,7 @@ def _geometry_scores(
     min_rows: int,
     metric_options: dict[str, dict[str, Any]],
 ) -> dict[str, dict[str, float]]:
-    from featgeom_tda.geometry import permutation_test
+    from featgeom_tda.analyses.geometry import permutation_test
 
     out: dict[str, dict[str, float]] = {}
     n = int(X.shape[0])
@@ -878,12 +878,12 @@ def check_pipeline(
         width_multiple: SAE width as a multiple of each model's number of true features.
         architecture, k, l1_coefficient, steps, batch_size, lr: SAE training (see
             :func:`train_synthetic_sae`); ``k`` defaults to ``ceil(expected L0) + 2`` per model.
-        threshold: correlation threshold of :func:`featgeom_tda.matching.match_features`.
+        threshold: correlation threshold of :func:`featgeom_tda.analyses.matching.match_features`.
         n_permutations: permutations per similarity null (smallest p-value ``1 / (1 + n_permutations)``).
         seed: seed of SAE training (A uses ``seed``, B ``seed + 1``) and of the permutation nulls.
         mode: matching mode.
         cosine_threshold: decoder-to-truth cosine at which a latent corresponds to a true feature.
-        metrics: similarity metrics for :func:`featgeom_tda.geometry.permutation_test`.
+        metrics: similarity metrics for :func:`featgeom_tda.analyses.geometry.permutation_test`.
         metric_options: metric name -> keyword options, merged over the default ``{"rsa": {"rdm": "cosine"}}``.
         matching_options: further keyword options of ``match_features``; default ``{"method": "scipy"}``
             (exact, and as fast as any method at these sizes; the compiled parallel kernel leaves OpenMP
@@ -895,8 +895,8 @@ def check_pipeline(
     Returns:
         :class:`Scorecard`.
     """
-    from featgeom_tda.matching import match_features
-    from featgeom_tda.types import Provenance
+    from featgeom_tda.analyses.matching import match_features
+    from featgeom_tda.core.types import Provenance
 
     if not isinstance(pair, SyntheticPair):
         raise ValueError(f"pair must be a SyntheticPair from make_synthetic_pair; got {type(pair).__name__}")

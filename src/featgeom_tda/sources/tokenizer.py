@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from featgeom_tda._validation import check_positive_int
+from featgeom_tda.core._validation import check_positive_int
 
 __all__ = [
     "PAD", "BOS", "EOS",

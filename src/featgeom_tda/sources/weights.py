@@ -1,4 +1,4 @@
-"""Weight matrices as :class:`~featgeom_tda.types.FeatureWeights`: SAE decoder rows and MLP output rows."""
+"""Weight matrices as :class:`~featgeom_tda.core.types.FeatureWeights`: SAE decoder rows and MLP output rows."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from typing import Any
 
 import numpy as np
 
-from featgeom_tda.types import FeatureWeights, Provenance
+from featgeom_tda.core.types import FeatureWeights, Provenance
 
 __all__ = ["decoder_weights", "mlp_out_weights", "load_weight_file"]
 

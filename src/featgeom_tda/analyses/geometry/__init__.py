@@ -1,0 +1,71 @@
+"""Geometry of paired feature sets: similarity metrics, their seeded baselines, concept subspaces, spectra.
+
+- :mod:`.similarity`: SVCCA, linear CKA, RSA, Procrustes, kNN Jaccard, mutual kNN of paired rows.
+- :mod:`.baselines`: random-pairing permutation tests (with exact fast paths) and random-subset baselines.
+- :mod:`.subspaces`: per-concept comparison of feature subspaces.
+- :mod:`.spectra`: singular-value spectra, effective rank, power-law slope, Gaussian baselines, plots.
+"""
+
+from featgeom_tda.analyses.geometry.baselines import (
+    METRIC_NAMES,
+    PermutationResult,
+    SubsetBaselineResult,
+    check_metric_options,
+    permutation_test,
+    random_subset_baseline,
+    resolve_metric,
+)
+from featgeom_tda.analyses.geometry.similarity import (
+    SVCCAResult,
+    knn_jaccard,
+    linear_cka,
+    mutual_knn,
+    procrustes,
+    rsa,
+    svcca,
+    svcca_details,
+    svcca_result,
+)
+from featgeom_tda.analyses.geometry.spectra import (
+    Spectrum,
+    effective_rank,
+    plot_spectra,
+    random_spectrum,
+    spectrum,
+    spectrum_distance,
+)
+from featgeom_tda.analyses.geometry.subspaces import (
+    SubspaceResult,
+    compare_concept_subspaces,
+    principal_angle_cosines,
+    principal_angle_similarity,
+)
+
+__all__ = [
+    "METRIC_NAMES",
+    "PermutationResult",
+    "SVCCAResult",
+    "Spectrum",
+    "SubsetBaselineResult",
+    "SubspaceResult",
+    "check_metric_options",
+    "compare_concept_subspaces",
+    "effective_rank",
+    "knn_jaccard",
+    "linear_cka",
+    "mutual_knn",
+    "permutation_test",
+    "plot_spectra",
+    "principal_angle_cosines",
+    "principal_angle_similarity",
+    "procrustes",
+    "random_spectrum",
+    "random_subset_baseline",
+    "resolve_metric",
+    "rsa",
+    "spectrum",
+    "spectrum_distance",
+    "svcca",
+    "svcca_details",
+    "svcca_result",
+]

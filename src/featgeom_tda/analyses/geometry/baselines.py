@@ -1,0 +1,626 @@
+"""Seeded baselines for the paired similarity metrics.
+
+Two questions, two baselines:
+
+- :func:`permutation_test`: is the pairing itself informative? The null scores shuffle the rows of Y (a random
+  pairing of the same two point clouds).
+- :func:`random_subset_baseline`: is this set of n features more similar than n features picked at random?
+  The null scores compare randomly drawn rows of the full X and Y (unmatched, or with ``paired=True`` random
+  matched pairs).
+
+For the named metrics the permutation test takes a fast path that does the expensive work once (SVD bases for
+SVCCA, centred Gram or feature matrices for CKA, the ranked RDMs for RSA, normalised matrices for Procrustes,
+neighbour lists for the kNN scores) and only re-indexes by the permutation. Both paths draw the same permutation
+stream from ``np.random.default_rng(seed)``, and the fast scores equal a plain recomputation ``metric(X, Y[perm])``
+to float rounding (about 1e-12).
+"""
+
+from __future__ import annotations
+
+import inspect
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+
+from featgeom_tda.core._validation import (
+    as_float_matrix,
+    check_choice,
+    check_fraction,
+    check_positive_int,
+    check_same_rows,
+)
+from featgeom_tda.analyses.geometry import similarity as sim
+
+__all__ = [
+    "PermutationResult",
+    "SubsetBaselineResult",
+    "permutation_test",
+    "random_subset_baseline",
+    "METRIC_NAMES",
+    "resolve_metric",
+    "check_metric_options",
+]
+
+# Null scores within this (times max(1, |score|)) of the observed score count as ties, i.e. as >= the score.
+TIE_TOLERANCE = 1e-10
+# The CKA fast path keeps two n x n Gram matrices up to this many rows (2 x 268 MB).
+_GRAM_MAX_ROWS = 5792
+# Rows per block in the blocked permuted sums.
+_BLOCK_ROWS = 128
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Results
+# ---------------------------------------------------------------------------------------------------------------
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, np.ndarray):
+        return [_jsonable(v) for v in value.tolist()]
+    if isinstance(value, np.generic):
+        return value.item()
+    return value
+
+
+def _p_value(score: float, null: np.ndarray) -> float:
+    """(1 + #(null >= score)) / (1 + len(null)), with near-ties (float rounding) counted as >=."""
+    tol = TIE_TOLERANCE * max(1.0, abs(score))
+    return float((1 + np.count_nonzero(null >= score - tol)) / (1 + null.shape[0]))
+
+
+@dataclass
+class PermutationResult:
+    """Observed score and its random-pairing null.
+
+    Attributes:
+        metric: metric name.
+        score: the metric on the given pairing.
+        null: (n_permutations,) scores with the rows of Y shuffled.
+        null_mean, null_std: mean and standard deviation of ``null``.
+        p_value: ``(1 + #(null >= score)) / (1 + n_permutations)`` (near-ties within 1e-10 count as >=).
+        n_permutations, seed: how the null was drawn (``np.random.default_rng(seed).permutation(n)`` each).
+        method: ``"fast"`` or ``"naive"`` (recompute the metric per permutation).
+        options: keyword options passed to the metric.
+    """
+
+    metric: str
+    score: float
+    null: np.ndarray
+    null_mean: float
+    null_std: float
+    p_value: float
+    n_permutations: int
+    seed: int
+    method: str
+    options: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def z_score(self) -> float:
+        """(score - null_mean) / null_std; inf when the null has no spread."""
+        if self.null_std > 0:
+            return float((self.score - self.null_mean) / self.null_std)
+        return float("inf") if self.score > self.null_mean else 0.0
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "metric": self.metric,
+            "score": float(self.score),
+            "null": [float(v) for v in self.null],
+            "null_mean": float(self.null_mean),
+            "null_std": float(self.null_std),
+            "p_value": float(self.p_value),
+            "n_permutations": int(self.n_permutations),
+            "seed": int(self.seed),
+            "method": self.method,
+            "options": _jsonable(self.options),
+        }
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "PermutationResult":
+        d = dict(d)
+        d["null"] = np.asarray(d["null"], dtype=np.float64)
+        return cls(**d)
+
+    def save(self, path: str | Path) -> Path:
+        """Write JSON to ``path``."""
+        path = Path(path)
+        path.write_text(json.dumps(self.to_dict(), indent=1, allow_nan=False))
+        return path
+
+    @classmethod
+    def load(cls, path: str | Path) -> "PermutationResult":
+        return cls.from_dict(json.loads(Path(path).read_text()))
+
+
+@dataclass
+class SubsetBaselineResult:
+    """Scores of randomly drawn feature subsets of a fixed size.
+
+    Attributes:
+        metric: metric name.
+        scores: (n_draws,) scores of the random subsets.
+        mean, std: of ``scores``.
+        n: subset size (rows drawn from X, rows drawn from Y).
+        n_draws, seed: how the subsets were drawn.
+        paired: True when the same rows were drawn from X and Y (random matched pairs).
+        observed: the score being compared, if given.
+        p_value: ``(1 + #(scores >= observed)) / (1 + n_draws)`` when ``observed`` is given, else None.
+        options: keyword options passed to the metric.
+    """
+
+    metric: str
+    scores: np.ndarray
+    mean: float
+    std: float
+    n: tuple[int, int]
+    n_draws: int
+    seed: int
+    paired: bool
+    observed: float | None = None
+    p_value: float | None = None
+    options: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "metric": self.metric,
+            "scores": [float(v) for v in self.scores],
+            "mean": float(self.mean),
+            "std": float(self.std),
+            "n": [int(self.n[0]), int(self.n[1])],
+            "n_draws": int(self.n_draws),
+            "seed": int(self.seed),
+            "paired": bool(self.paired),
+            "observed": None if self.observed is None else float(self.observed),
+            "p_value": None if self.p_value is None else float(self.p_value),
+            "options": _jsonable(self.options),
+        }
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "SubsetBaselineResult":
+        d = dict(d)
+        d["scores"] = np.asarray(d["scores"], dtype=np.float64)
+        d["n"] = tuple(d["n"])
+        return cls(**d)
+
+    def save(self, path: str | Path) -> Path:
+        path = Path(path)
+        path.write_text(json.dumps(self.to_dict(), indent=1, allow_nan=False))
+        return path
+
+    @classmethod
+    def load(cls, path: str | Path) -> "SubsetBaselineResult":
+        return cls.from_dict(json.loads(Path(path).read_text()))
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Fast permutation paths: build once, then score(perm) = metric(X, Y[perm])
+# ---------------------------------------------------------------------------------------------------------------
+
+Scorer = Callable[[np.ndarray], float]
+
+
+def _fast_svcca(X: np.ndarray, Y: np.ndarray, *, variance: float = 0.99, n_components: Any = None) -> Scorer:
+    """Canonical correlations of (X, Y[perm]) are the singular values of Qx^T Qy[perm] for the kept bases."""
+    nc = sim._check_n_components(n_components)
+    Qx, Qy, _, _ = sim._svcca_parts(X, Y, float(variance), nc)
+    QxT = np.ascontiguousarray(Qx.T)
+
+    def score(perm: np.ndarray) -> float:
+        return float(sim._singular_values_unit(QxT @ Qy[perm]).mean())
+
+    return score
+
+
+def _fast_cka(X: np.ndarray, Y: np.ndarray, *, debiased: bool = False) -> Scorer:
+    """Only <K, P L P^T> and sum_i k_ii l_p(i)p(i) change with the permutation."""
+    n, d1 = X.shape
+    d2 = Y.shape[1]
+    Xc, Yc = sim._centre(X), sim._centre(Y)
+    kx = np.einsum("ij,ij->i", Xc, Xc)
+    ly = np.einsum("ij,ij->i", Yc, Yc)
+    sum_kx, sum_ly = float(kx.sum()), float(ly.sum())
+    hxx = sim._hsic_from_terms(sim._cross_sq_norm(Xc, Xc), sum_kx, sum_kx, float(kx @ kx), n, debiased)
+    hyy = sim._hsic_from_terms(sim._cross_sq_norm(Yc, Yc), sum_ly, sum_ly, float(ly @ ly), n, debiased)
+    norm = float(np.sqrt(hxx * hyy))
+
+    if n <= _GRAM_MAX_ROWS and 10 * n < d1 * d2:
+        K = Xc @ Xc.T
+        L = Yc @ Yc.T
+
+        def cross(perm: np.ndarray) -> float:
+            total = 0.0
+            for a in range(0, n, _BLOCK_ROWS):
+                b = min(a + _BLOCK_ROWS, n)
+                total += float(np.dot(K[a:b].ravel(), np.take(L[perm[a:b]], perm, axis=1).ravel()))
+            return total
+
+    else:
+        XcT = np.ascontiguousarray(Xc.T)
+
+        def cross(perm: np.ndarray) -> float:
+            return float(np.sum(np.square(XcT @ Yc[perm])))
+
+    def score(perm: np.ndarray) -> float:
+        h = sim._hsic_from_terms(cross(perm), sum_kx, sum_ly, float(kx @ ly[perm]), n, debiased)
+        return float(h / norm)
+
+    return score
+
+
+def _square_from_condensed(v: np.ndarray, n: int) -> np.ndarray:
+    """Symmetric n x n matrix with zero diagonal from a condensed upper triangle (dtype kept)."""
+    M = np.zeros((n, n), dtype=v.dtype)
+    offsets = sim._condensed_offsets(n)
+    for i in range(n - 1):
+        M[i, i + 1 :] = v[offsets[i] : offsets[i] + n - 1 - i]
+    for a in range(0, n, _BLOCK_ROWS):
+        b = min(a + _BLOCK_ROWS, n)
+        M[a:b, :a] = M[:a, a:b].T
+        M[a:b, a:b] += M[a:b, a:b].T
+    return M
+
+
+class _PermutedUpperSum:
+    """``f(perm) = sum_{i<j} vx[i, j] * VY[perm[i], perm[j]]`` for condensed ``vx`` and a symmetric ``VY``.
+
+    The upper triangle of X is stored once as float64 row blocks (block rows [a, b), columns a..n-1, with the
+    diagonal block's lower triangle and diagonal zeroed), so a permutation costs one gather of VY into a reused
+    buffer and one dot product per block: about n^2 / 2 multiply-adds and no allocation. Integer VY entries are
+    converted to float64 after the gather; products of integers below 2^26 are exact.
+    """
+
+    def __init__(self, vx: np.ndarray, VY: np.ndarray) -> None:
+        n = VY.shape[0]
+        self.n = n
+        self.VY = VY
+        offsets = sim._condensed_offsets(n)
+        self.blocks: list[tuple[int, int, np.ndarray]] = []
+        for a in range(0, n, _BLOCK_ROWS):
+            b = min(a + _BLOCK_ROWS, n)
+            block = np.zeros((b - a, n - a), dtype=np.float64)
+            for i in range(a, b):
+                block[i - a, i - a + 1 :] = vx[offsets[i] : offsets[i] + n - 1 - i]
+            self.blocks.append((a, b, block))
+        width = min(_BLOCK_ROWS, n)
+        self._rows = np.empty((width, n), dtype=VY.dtype)
+        self._gathered = np.empty(width * n, dtype=VY.dtype)
+        self._converted = self._gathered if VY.dtype == np.float64 else np.empty(width * n, dtype=np.float64)
+
+    def __call__(self, perm: np.ndarray) -> float:
+        total = 0.0
+        for a, b, block in self.blocks:
+            w, m = b - a, self.n - a
+            rows = np.take(self.VY, perm[a:b], axis=0, out=self._rows[:w], mode="clip")
+            gathered = self._gathered[: w * m].reshape(w, m)
+            np.take(rows, perm[a:], axis=1, out=gathered, mode="clip")
+            if self._converted is not self._gathered:
+                converted = self._converted[: w * m].reshape(w, m)
+                np.copyto(converted, gathered)
+            else:
+                converted = gathered
+            total += float(np.dot(block.ravel(), converted.ravel()))
+        return total
+
+
+def _fast_rsa(X: np.ndarray, Y: np.ndarray, *, rdm: str = "correlation", compare: str = "spearman") -> Scorer:
+    """Rank (or centre) each RDM once; the permuted RDM of Y is the ranked RDM of Y indexed by the permutation.
+
+    Memory: X's upper triangle as float64 (4 n^2 bytes) and Y's full matrix (int32 ranks for Spearman: 4 n^2
+    bytes; float64 values for Pearson: 8 n^2 bytes); n = 8,000 Spearman: about 0.5 GB.
+    """
+    n = X.shape[0]
+    vy = sim._rsa_vector(Y, rdm, compare, "Y")
+    syy = sim._chunked_dot(vy, vy)
+    VY = _square_from_condensed(vy, n)
+    del vy
+    vx = sim._rsa_vector(X, rdm, compare, "X")
+    sxx = sim._chunked_dot(vx, vx)
+    upper_sum = _PermutedUpperSum(vx, VY)
+    del vx
+    norm = float(np.sqrt(sxx * syy))
+
+    def score(perm: np.ndarray) -> float:
+        return upper_sum(perm) / norm
+
+    return score
+
+
+def _fast_procrustes(X: np.ndarray, Y: np.ndarray) -> Scorer:
+    XnT = np.ascontiguousarray(sim._procrustes_normalised(X, "X").T)
+    Yn = sim._procrustes_normalised(Y, "Y")
+
+    def score(perm: np.ndarray) -> float:
+        return sim._nuclear_norm(XnT @ Yn[perm])
+
+    return score
+
+
+def _knn_scorer(X: np.ndarray, Y: np.ndarray, k: int, metric: str, jaccard: bool) -> Scorer:
+    """Neighbours of row i in Y[perm] are inv[N_Y(perm[i])] with inv the inverse permutation."""
+    n = X.shape[0]
+    Nx = sim._knn_indices(X, k, metric, "X")
+    Ny = sim._knn_indices(Y, k, metric, "Y")
+    positions = np.arange(n, dtype=np.int64)
+
+    def score(perm: np.ndarray) -> float:
+        inv = np.empty(n, dtype=np.int64)
+        inv[perm] = positions
+        overlap = sim._neighbour_overlap(Nx, inv[Ny[perm]])
+        return sim._jaccard_from_overlap(overlap, k) if jaccard else float(np.mean(overlap) / k)
+
+    return score
+
+
+def _fast_knn_jaccard(X: np.ndarray, Y: np.ndarray, *, k: int = 10, metric: str = "cosine") -> Scorer:
+    return _knn_scorer(X, Y, k, metric, jaccard=True)
+
+
+def _fast_mutual_knn(X: np.ndarray, Y: np.ndarray, *, k: int = 10, metric: str = "cosine") -> Scorer:
+    return _knn_scorer(X, Y, k, metric, jaccard=False)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Metric registry
+# ---------------------------------------------------------------------------------------------------------------
+
+
+def _check_svcca_options(variance: Any = 0.99, n_components: Any = None) -> None:
+    check_fraction(variance, "variance")
+    sim._check_n_components(n_components)
+
+
+def _check_cka_options(debiased: Any = False) -> None:
+    sim._check_debiased(debiased)
+
+
+def _check_rsa_options(rdm: Any = "correlation", compare: Any = "spearman") -> None:
+    sim._check_rsa_options(rdm, compare)
+
+
+def _check_knn_options(k: Any = 10, metric: Any = "cosine") -> None:
+    check_positive_int(k, "k")
+    check_choice(metric, "metric", sim.KNN_METRICS)
+
+
+@dataclass(frozen=True)
+class _MetricSpec:
+    name: str
+    func: Callable[..., float]
+    fast: Callable[..., Scorer] | None
+    check: Callable[..., None] | None = None
+
+
+_REGISTRY: dict[str, _MetricSpec] = {
+    spec.name: spec
+    for spec in (
+        _MetricSpec("svcca", sim.svcca, _fast_svcca, _check_svcca_options),
+        _MetricSpec("cka", sim.linear_cka, _fast_cka, _check_cka_options),
+        _MetricSpec("rsa", sim.rsa, _fast_rsa, _check_rsa_options),
+        _MetricSpec("procrustes", sim.procrustes, _fast_procrustes, lambda: None),
+        _MetricSpec("knn_jaccard", sim.knn_jaccard, _fast_knn_jaccard, _check_knn_options),
+        _MetricSpec("mutual_knn", sim.mutual_knn, _fast_mutual_knn, _check_knn_options),
+    )
+}
+_ALIASES = {"linear_cka": "cka"}
+METRIC_NAMES = tuple(_REGISTRY)
+
+
+def resolve_metric(metric: Any) -> tuple[str, Callable[..., float]]:
+    """Name and function of a metric given by name (``"svcca"``, ``"cka"``, ...) or as a callable."""
+    spec = _resolve(metric)
+    return spec.name, spec.func
+
+
+def _resolve(metric: Any) -> _MetricSpec:
+    if isinstance(metric, str):
+        key = _ALIASES.get(metric, metric)
+        if key not in _REGISTRY:
+            names = ", ".join(repr(m) for m in (*METRIC_NAMES, *_ALIASES))
+            raise ValueError(f"metric must be one of {names} or a callable f(X, Y) -> float; got {metric!r}")
+        return _REGISTRY[key]
+    if callable(metric):
+        for spec in _REGISTRY.values():
+            if spec.func is metric:
+                return spec
+        return _MetricSpec(getattr(metric, "__name__", type(metric).__name__), metric, None)
+    raise ValueError(f"metric must be a metric name or a callable f(X, Y) -> float; got {type(metric).__name__}")
+
+
+def check_metric_options(metric: Any, options: dict[str, Any]) -> None:
+    """Raise ValueError unless ``options`` are valid keyword options of ``metric`` (names and, for the named
+    metrics, values), before any data is touched."""
+    _check_options(_resolve(metric), options)
+
+
+def _check_options(spec: _MetricSpec, options: dict[str, Any]) -> None:
+    try:
+        signature = inspect.signature(spec.func)
+    except (TypeError, ValueError):
+        return
+    try:
+        signature.bind(None, None, **options)
+    except TypeError as exc:
+        valid = [p.name for p in signature.parameters.values() if p.kind == p.KEYWORD_ONLY]
+        raise ValueError(
+            f"metric {spec.name!r} does not take the options {sorted(options)} ({exc}); its options are {valid}"
+        ) from None
+    if spec.check is not None:
+        spec.check(**options)
+
+
+def _check_seed(seed: Any) -> int:
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
+        raise ValueError(f"seed must be a non-negative integer; got {seed!r}")
+    return int(seed)
+
+
+def _progress(iterable: Any, progress: bool, desc: str) -> Any:
+    if not progress:
+        return iterable
+    from tqdm.auto import tqdm
+
+    return tqdm(iterable, desc=desc, disable=None)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Public functions
+# ---------------------------------------------------------------------------------------------------------------
+
+
+def permutation_test(
+    metric: str | Callable[..., float],
+    X: Any,
+    Y: Any,
+    /,
+    *,
+    n_permutations: int = 1000,
+    seed: int = 0,
+    method: str = "auto",
+    progress: bool = False,
+    **metric_kwargs: Any,
+) -> PermutationResult:
+    """Random-pairing null of a paired metric: scores of ``metric(X, Y[perm])`` for random permutations.
+
+    Args:
+        metric: a name (``"svcca"``, ``"cka"`` / ``"linear_cka"``, ``"rsa"``, ``"procrustes"``, ``"knn_jaccard"``,
+            ``"mutual_knn"``) or a callable ``f(X, Y, **metric_kwargs) -> float`` (called with float64 numpy
+            arrays).
+        X: (n, d1) array; Y: (n, d2) array; row i of X paired with row i of Y.
+        n_permutations: number of null scores; the smallest possible p-value is 1 / (1 + n_permutations).
+        seed: permutations are ``np.random.default_rng(seed).permutation(n)``, drawn in order.
+        method: ``"auto"`` (fast path when the metric has one), ``"fast"`` or ``"naive"`` (recompute the metric
+            for every permutation). Both give the same null for the same seed, to float rounding.
+        progress: show a progress bar.
+        **metric_kwargs: options of the metric (e.g. ``variance=0.99``, ``rdm="cosine"``, ``k=10``).
+    Returns:
+        :class:`PermutationResult` with p-value ``(1 + #(null >= score)) / (1 + n_permutations)``.
+    """
+    spec = _resolve(metric)
+    check_choice(method, "method", ("auto", "fast", "naive"))
+    n_permutations = check_positive_int(n_permutations, "n_permutations")
+    seed = _check_seed(seed)
+    _check_options(spec, metric_kwargs)
+    Xa = as_float_matrix(X, "X")
+    Ya = as_float_matrix(Y, "Y")
+    check_same_rows(Xa, "X", Ya, "Y", what="paired metrics")
+    n = Xa.shape[0]
+    if n < 2:
+        raise ValueError(f"X and Y have {n} rows; a permutation test needs at least 2 paired rows")
+    if method == "fast" and spec.fast is None:
+        raise ValueError(
+            f"metric {spec.name!r} has no fast permutation path; use method='naive' or 'auto' "
+            f"(fast paths exist for {', '.join(n for n, s in _REGISTRY.items() if s.fast)})"
+        )
+
+    score = float(spec.func(Xa, Ya, **metric_kwargs))
+    use_fast = spec.fast is not None and method != "naive"
+    if use_fast:
+        evaluate = spec.fast(Xa, Ya, **metric_kwargs)
+    else:
+
+        def evaluate(perm: np.ndarray) -> float:
+            return float(spec.func(Xa, Ya[perm], **metric_kwargs))
+
+    rng = np.random.default_rng(seed)
+    null = np.empty(n_permutations, dtype=np.float64)
+    for i in _progress(range(n_permutations), progress, f"{spec.name} permutations"):
+        null[i] = evaluate(rng.permutation(n))
+
+    return PermutationResult(
+        metric=spec.name,
+        score=score,
+        null=null,
+        null_mean=float(null.mean()),
+        null_std=float(null.std()),
+        p_value=_p_value(score, null),
+        n_permutations=n_permutations,
+        seed=seed,
+        method="fast" if use_fast else "naive",
+        options=dict(metric_kwargs),
+    )
+
+
+def _subset_sizes(n: Any, paired: bool) -> tuple[int, int]:
+    if isinstance(n, (tuple, list)):
+        if len(n) != 2:
+            raise ValueError(f"n must be an integer or a pair (rows from X, rows from Y); got length {len(n)}")
+        sizes = (check_positive_int(n[0], "n[0]", minimum=2), check_positive_int(n[1], "n[1]", minimum=2))
+        if paired and sizes[0] != sizes[1]:
+            raise ValueError(f"n must be one size when paired=True; got {sizes}")
+        return sizes
+    size = check_positive_int(n, "n", minimum=2)
+    return size, size
+
+
+def random_subset_baseline(
+    metric: str | Callable[..., float],
+    X_full: Any,
+    Y_full: Any,
+    n: int | tuple[int, int],
+    /,
+    *,
+    n_draws: int = 100,
+    seed: int = 0,
+    paired: bool = False,
+    observed: float | None = None,
+    progress: bool = False,
+    **metric_kwargs: Any,
+) -> SubsetBaselineResult:
+    """Scores of randomly drawn feature subsets of size n: the "any n features" baseline.
+
+    Each draw takes n rows of ``X_full`` and, independently, n rows of ``Y_full`` (without replacement, in random
+    order) and scores ``metric(X_full[rows_x], Y_full[rows_y])``. With ``paired=True`` the same rows are drawn
+    from both (random matched pairs; ``X_full`` and ``Y_full`` must then be paired row by row). ``n`` may be a
+    pair ``(n_x, n_y)`` for metrics that do not need paired rows.
+
+    Args:
+        metric: a name or a callable, as in :func:`permutation_test`.
+        X_full: (N_x, d1) array; Y_full: (N_y, d2) array.
+        n: subset size (>= 2, <= the rows available).
+        n_draws, seed: draws use ``np.random.default_rng(seed)``.
+        observed: optional score to compare; sets ``p_value = (1 + #(scores >= observed)) / (1 + n_draws)``.
+    Returns:
+        :class:`SubsetBaselineResult`.
+    """
+    spec = _resolve(metric)
+    n_draws = check_positive_int(n_draws, "n_draws")
+    seed = _check_seed(seed)
+    _check_options(spec, metric_kwargs)
+    Xa = as_float_matrix(X_full, "X_full")
+    Ya = as_float_matrix(Y_full, "Y_full")
+    nx, ny = _subset_sizes(n, paired)
+    if paired:
+        check_same_rows(Xa, "X_full", Ya, "Y_full", what="paired subsets")
+    for name, size, rows in (("X_full", nx, Xa.shape[0]), ("Y_full", ny, Ya.shape[0])):
+        if size > rows:
+            raise ValueError(f"n={size} exceeds the {rows} rows of {name}; draw at most {rows}")
+    if observed is not None:
+        observed = float(observed)
+
+    rng = np.random.default_rng(seed)
+    scores = np.empty(n_draws, dtype=np.float64)
+    for i in _progress(range(n_draws), progress, f"{spec.name} random subsets"):
+        rows_x = rng.choice(Xa.shape[0], size=nx, replace=False)
+        rows_y = rows_x if paired else rng.choice(Ya.shape[0], size=ny, replace=False)
+        scores[i] = float(spec.func(Xa[rows_x], Ya[rows_y], **metric_kwargs))
+
+    return SubsetBaselineResult(
+        metric=spec.name,
+        scores=scores,
+        mean=float(scores.mean()),
+        std=float(scores.std()),
+        n=(nx, ny),
+        n_draws=n_draws,
+        seed=seed,
+        paired=bool(paired),
+        observed=observed,
+        p_value=None if observed is None else _p_value(observed, scores),
+        options=dict(metric_kwargs),
+    )

@@ -1,0 +1,553 @@
+"""Similarity of two paired point clouds.
+
+Every metric takes ``X`` (n x d1) and ``Y`` (n x d2), numpy or torch, where row ``i`` of ``X`` is paired with
+row ``i`` of ``Y`` (for example the decoder rows of matched features), and returns a float.
+
+=============  =======================================================  ==========  ========================
+metric         invariant to                                             range       symmetric
+=============  =======================================================  ==========  ========================
+svcca          invertible linear maps + shifts of the kept subspaces    [0, 1]      yes
+linear_cka     orthogonal maps, isotropic scaling, shifts               [0, 1]      yes (debiased: [-1, 1])
+rsa            whatever the RDM is invariant to (see :func:`rsa`)       [-1, 1]     yes
+procrustes     orthogonal maps, isotropic scaling, shifts               [0, 1]      yes
+knn_jaccard    whatever the neighbour metric is invariant to            [0, 1]      yes
+mutual_knn     same as knn_jaccard                                      [0, 1]      yes
+=============  =======================================================  ==========  ========================
+
+The private helpers (``_centred_svd``, ``_condensed_rdm``, ``_centred_doubled_ranks``, ``_knn_indices``, ...)
+are shared with :mod:`featgeom_tda.analyses.geometry.baselines`, whose permutation fast paths reuse the same numerics so
+that they equal a plain recomputation to float rounding.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from featgeom_tda.core._validation import as_float_matrix, check_choice, check_fraction, check_positive_int, check_same_rows
+
+__all__ = [
+    "SVCCAResult",
+    "svcca",
+    "svcca_result",
+    "svcca_details",
+    "linear_cka",
+    "rsa",
+    "procrustes",
+    "knn_jaccard",
+    "mutual_knn",
+    "RDM_CHOICES",
+    "COMPARE_CHOICES",
+    "KNN_METRICS",
+]
+
+RDM_CHOICES = ("correlation", "cosine", "euclidean")
+COMPARE_CHOICES = ("spearman", "pearson")
+KNN_METRICS = ("cosine", "euclidean")
+
+# Work arrays of chunked computations hold about this many float64 entries (32 MB).
+_CHUNK_ENTRIES = 4_000_000
+# Cumulative explained-variance fractions within this of the threshold count as reaching it.
+_VARIANCE_TOL = 1e-12
+
+
+def _paired(X: Any, Y: Any, *, min_rows: int) -> tuple[np.ndarray, np.ndarray]:
+    """Validate a pair of inputs: 2-D, finite, same number of rows, at least ``min_rows`` rows."""
+    Xa = as_float_matrix(X, "X")
+    Ya = as_float_matrix(Y, "Y")
+    check_same_rows(Xa, "X", Ya, "Y", what="paired metrics")
+    if Xa.shape[0] < min_rows:
+        raise ValueError(f"X and Y have {Xa.shape[0]} rows; this metric needs at least {min_rows} paired rows")
+    return Xa, Ya
+
+
+def _centre(Z: np.ndarray) -> np.ndarray:
+    return Z - Z.mean(axis=0, keepdims=True)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# SVCCA
+# ---------------------------------------------------------------------------------------------------------------
+
+
+@dataclass
+class SVCCAResult:
+    """SVCCA score with what it was computed from.
+
+    Attributes:
+        score: mean of the canonical correlations.
+        n_components_x, n_components_y: SVD components kept for X and Y.
+        canonical_correlations: shape (min(n_components_x, n_components_y),), descending, in [0, 1].
+        explained_variance_x, explained_variance_y: fraction of the centred variance the kept components hold.
+        variance: the threshold used, or None when ``n_components`` was given.
+    """
+
+    score: float
+    n_components_x: int
+    n_components_y: int
+    canonical_correlations: np.ndarray
+    explained_variance_x: float
+    explained_variance_y: float
+    variance: float | None = None
+    options: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "score": float(self.score),
+            "n_components_x": int(self.n_components_x),
+            "n_components_y": int(self.n_components_y),
+            "canonical_correlations": [float(c) for c in self.canonical_correlations],
+            "explained_variance_x": float(self.explained_variance_x),
+            "explained_variance_y": float(self.explained_variance_y),
+            "variance": self.variance,
+            "options": dict(self.options),
+        }
+
+
+def _centred_svd(Z: np.ndarray, name: str) -> tuple[np.ndarray, np.ndarray, int]:
+    """Left singular vectors U (n x r), singular values s (r,) of the column-centred ``Z``, and its numerical rank."""
+    Zc = _centre(Z)
+    U, s, _ = np.linalg.svd(Zc, full_matrices=False)
+    if s.size == 0 or s[0] <= 0:
+        raise ValueError(f"{name} has zero variance after centring (all rows are equal); SVCCA needs variation")
+    tol = s[0] * max(Zc.shape) * np.finfo(np.float64).eps
+    rank = int(np.count_nonzero(s > tol))
+    return U, s, rank
+
+
+def _check_n_components(n_components: Any) -> tuple[int, int] | None:
+    if n_components is None:
+        return None
+    if isinstance(n_components, (tuple, list)):
+        if len(n_components) != 2:
+            raise ValueError(
+                "n_components must be an integer or a pair (for X, for Y); "
+                f"got a sequence of length {len(n_components)}"
+            )
+        return (
+            check_positive_int(n_components[0], "n_components[0]"),
+            check_positive_int(n_components[1], "n_components[1]"),
+        )
+    k = check_positive_int(n_components, "n_components")
+    return k, k
+
+
+def _kept_components(s: np.ndarray, rank: int, variance: float, n_components: int | None, name: str) -> int:
+    """Number of components to keep: ``n_components`` exactly, or the fewest whose cumulative explained-variance
+    FRACTION reaches ``variance`` (never more than the numerical rank)."""
+    if n_components is not None:
+        if n_components > rank:
+            raise ValueError(
+                f"n_components={n_components} exceeds the rank of centred {name} ({rank}); "
+                f"use at most {rank} components"
+            )
+        return n_components
+    power = s[:rank] ** 2
+    fraction = np.cumsum(power) / power.sum()
+    k = int(np.searchsorted(fraction, variance - _VARIANCE_TOL, side="left")) + 1
+    return min(k, rank)
+
+
+def _canonical_correlations(Qx: np.ndarray, Qy: np.ndarray) -> np.ndarray:
+    """Canonical correlations between the column spaces of two orthonormal bases (n x kx, n x ky)."""
+    return _singular_values_unit(Qx.T @ Qy)
+
+
+def _singular_values_unit(M: np.ndarray) -> np.ndarray:
+    """Singular values of ``M`` clipped to [0, 1] (cosines of principal angles)."""
+    return np.clip(np.linalg.svd(M, compute_uv=False), 0.0, 1.0)
+
+
+def _svcca_parts(X: np.ndarray, Y: np.ndarray, variance: float, n_components: tuple[int, int] | None):
+    """Orthonormal bases of the kept subspaces and the explained-variance fractions they hold."""
+    Ux, sx, rx = _centred_svd(X, "X")
+    Uy, sy, ry = _centred_svd(Y, "Y")
+    kx = _kept_components(sx, rx, variance, None if n_components is None else n_components[0], "X")
+    ky = _kept_components(sy, ry, variance, None if n_components is None else n_components[1], "Y")
+    ev_x = float((sx[:kx] ** 2).sum() / (sx**2).sum())
+    ev_y = float((sy[:ky] ** 2).sum() / (sy**2).sum())
+    return np.ascontiguousarray(Ux[:, :kx]), np.ascontiguousarray(Uy[:, :ky]), ev_x, ev_y
+
+
+def svcca_result(X: Any, Y: Any, *, variance: float = 0.99, n_components: Any = None) -> SVCCAResult:
+    """Singular Vector CCA (Raghu et al. 2017) of paired rows, with the number of components kept.
+
+    Both inputs are centred per column and reduced by SVD to their top components: the fewest whose cumulative
+    explained-variance fraction ``sum_{i<=k} s_i^2 / sum_i s_i^2`` reaches ``variance`` (within 1e-12, so that
+    float rounding cannot add a component; never more than the numerical rank), or exactly
+    ``n_components`` (an int for both, or a pair ``(k_x, k_y)``; it overrides ``variance``). The score is the
+    mean of the ``min(k_x, k_y)`` canonical correlations between the two reduced spaces, computed as the singular
+    values of ``U_x^T U_y`` (orthonormal bases of the kept left singular vectors).
+
+    Note that when ``k_x + k_y`` exceeds ``n - 1`` the two subspaces of the centred row space must intersect and
+    some correlations are 1 by construction; compare against :func:`~featgeom_tda.analyses.geometry.permutation_test`.
+
+    Args:
+        X: (n, d1) array; Y: (n, d2) array; row i of X paired with row i of Y. n >= 2.
+    Returns:
+        :class:`SVCCAResult`.
+    """
+    Xa, Ya = _paired(X, Y, min_rows=2)
+    variance = check_fraction(variance, "variance")
+    nc = _check_n_components(n_components)
+    Qx, Qy, ev_x, ev_y = _svcca_parts(Xa, Ya, variance, nc)
+    rho = _canonical_correlations(Qx, Qy)
+    return SVCCAResult(
+        score=float(rho.mean()),
+        n_components_x=Qx.shape[1],
+        n_components_y=Qy.shape[1],
+        canonical_correlations=rho,
+        explained_variance_x=ev_x,
+        explained_variance_y=ev_y,
+        variance=None if nc is not None else variance,
+        options={"variance": variance, "n_components": None if nc is None else list(nc)},
+    )
+
+
+svcca_details = svcca_result
+
+
+def svcca(X: Any, Y: Any, *, variance: float = 0.99, n_components: Any = None) -> float:
+    """Mean SVCCA canonical correlation of paired rows; see :func:`svcca_result` for the definition."""
+    return svcca_result(X, Y, variance=variance, n_components=n_components).score
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Linear CKA
+# ---------------------------------------------------------------------------------------------------------------
+
+
+def _cross_sq_norm(A: np.ndarray, B: np.ndarray) -> float:
+    """||A^T B||_F^2 = <A A^T, B B^T>, through whichever of the feature or the Gram form is cheaper."""
+    n, da = A.shape
+    db = B.shape[1]
+    if n * da * db <= n * n * (da + db + 1):
+        return float(np.sum(np.square(A.T @ B)))
+    return float(np.sum((A @ A.T) * (B @ B.T)))
+
+
+def _hsic_from_terms(cross: float, sum_kx: float, sum_ly: float, dot_kl: float, n: int, debiased: bool) -> float:
+    """HSIC of column-centred data from ``cross = <K, L>``, the sums of the diagonals and their dot product.
+
+    Biased: ``<K, L> / (n - 1)^2`` (= tr(K H L H) / (n - 1)^2 because the data are centred).
+    Debiased (Song et al. 2012): ``[<K~, L~> + (1'K~1)(1'L~1)/((n-1)(n-2)) - 2/(n-2) 1'K~L~1] / (n(n-3))`` with
+    ``K~`` = K with a zero diagonal; for centred data K1 = 0, so ``<K~, L~> = <K, L> - sum k_ii l_ii``,
+    ``1'K~1 = -sum k_ii`` and ``K~1 = -diag(K)``.
+    """
+    if not debiased:
+        return cross / (n - 1) ** 2
+    return (cross + sum_kx * sum_ly / ((n - 1) * (n - 2)) - n / (n - 2) * dot_kl) / (n * (n - 3))
+
+
+def linear_cka(X: Any, Y: Any, *, debiased: bool = False) -> float:
+    """Linear centred kernel alignment (Kornblith et al. 2019) of paired rows.
+
+    ``CKA = HSIC(K, L) / sqrt(HSIC(K, K) HSIC(L, L))`` with ``K = X_c X_c^T`` and ``L = Y_c Y_c^T`` (columns
+    centred). Computed in feature space: for the biased estimator
+    ``CKA = ||Y_c^T X_c||_F^2 / (||X_c^T X_c||_F ||Y_c^T Y_c||_F)``. With ``debiased=True`` the unbiased HSIC
+    estimator of Song et al. (2012) replaces the biased one (the value can then be slightly negative, and is in
+    [-1, 1]).
+
+    Args:
+        X: (n, d1) array; Y: (n, d2) array. n >= 2 (n >= 4 when debiased).
+    Returns:
+        float in [0, 1] (biased) or [-1, 1] (debiased).
+    """
+    _check_debiased(debiased)
+    Xa, Ya = _paired(X, Y, min_rows=4 if debiased else 2)
+    Xc, Yc = _centre(Xa), _centre(Ya)
+    kx = np.einsum("ij,ij->i", Xc, Xc)
+    ly = np.einsum("ij,ij->i", Yc, Yc)
+    n = Xc.shape[0]
+    hxx = _hsic_from_terms(_cross_sq_norm(Xc, Xc), kx.sum(), kx.sum(), float(kx @ kx), n, debiased)
+    hyy = _hsic_from_terms(_cross_sq_norm(Yc, Yc), ly.sum(), ly.sum(), float(ly @ ly), n, debiased)
+    _check_self_hsic(hxx, hyy, debiased)
+    hxy = _hsic_from_terms(_cross_sq_norm(Xc, Yc), kx.sum(), ly.sum(), float(kx @ ly), n, debiased)
+    return float(hxy / np.sqrt(hxx * hyy))
+
+
+def _check_debiased(debiased: Any) -> None:
+    if not isinstance(debiased, (bool, np.bool_)):
+        raise ValueError(f"debiased must be True or False; got {debiased!r}")
+
+
+def _check_self_hsic(hxx: float, hyy: float, debiased: bool) -> None:
+    what = "unbiased HSIC" if debiased else "variance"
+    for name, h in (("X", hxx), ("Y", hyy)):
+        if not h > 0:
+            raise ValueError(f"{name} has zero {what} after centring (constant rows?); CKA is undefined")
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# RSA
+# ---------------------------------------------------------------------------------------------------------------
+
+
+def _condensed_offsets(n: int) -> np.ndarray:
+    """Start of row i's entries (pairs (i, j), j > i) in a condensed upper triangle, shape (n,)."""
+    i = np.arange(n, dtype=np.int64)
+    return i * n - i * (i + 1) // 2
+
+
+def _unit_rows(Z: np.ndarray, name: str, *, centre_rows: bool) -> np.ndarray:
+    if centre_rows:
+        Z = Z - Z.mean(axis=1, keepdims=True)
+    norms = np.linalg.norm(Z, axis=1)
+    bad = np.flatnonzero(norms <= 0)
+    if bad.size:
+        what = "constant (zero variance across its columns)" if centre_rows else "all zeros"
+        kind = "correlation" if centre_rows else "cosine"
+        raise ValueError(f"{name} row {int(bad[0])} is {what}; the {kind} distance needs rows with non-zero norm")
+    return Z / norms[:, None]
+
+
+def _condensed_rdm(Z: np.ndarray, rdm: str, name: str) -> np.ndarray:
+    """Condensed upper triangle (pairs i < j, row-major as in ``scipy.spatial.distance.pdist``) of the RDM, float64.
+
+    ``correlation``: 1 - Pearson correlation of the two rows; ``cosine``: 1 - cosine similarity; ``euclidean``:
+    Euclidean distance. Computed by row blocks, so the only full-size array is the n(n-1)/2 result.
+    """
+    n = Z.shape[0]
+    if rdm == "euclidean":
+        V = Z
+        sq = np.einsum("ij,ij->i", Z, Z)
+    else:
+        V = _unit_rows(Z, name, centre_rows=(rdm == "correlation"))
+        sq = None
+    out = np.empty(n * (n - 1) // 2, dtype=np.float64)
+    offsets = _condensed_offsets(n)
+    block = max(1, min(n, _CHUNK_ENTRIES // max(n, 1)))
+    for a in range(0, n - 1, block):
+        b = min(a + block, n - 1)
+        G = V[a:b] @ V[a:].T  # (b - a, n - a); column c is row a + c
+        if rdm == "euclidean":
+            G *= -2.0
+            G += sq[a:b, None]
+            G += sq[None, a:]
+            np.maximum(G, 0.0, out=G)
+            np.sqrt(G, out=G)
+        else:
+            np.subtract(1.0, G, out=G)
+        for i in range(a, b):
+            start = offsets[i]
+            out[start : start + n - 1 - i] = G[i - a, i - a + 1 :]
+    return out
+
+
+def _rank_dtype(m: int) -> type:
+    return np.int32 if 2 * m + 2 < np.iinfo(np.int32).max else np.int64
+
+
+def _centred_doubled_ranks(values: np.ndarray) -> np.ndarray:
+    """Twice the average ranks (ties averaged, 1-based) minus their mean ``m + 1``, as integers.
+
+    Twice an average rank is an integer, so the result is exact in int32 for up to about 10^9 entries.
+    ``values`` is sorted in place (pass a temporary): a plain sort is much faster than gathering
+    ``values[order]``, and no copy is made, so the peak stays near two float64 copies of the input.
+    """
+    m = values.shape[0]
+    itype = _rank_dtype(m)
+    order = np.argsort(values)
+    values.sort()
+    new_group = np.empty(m, dtype=bool)
+    new_group[0] = True
+    np.not_equal(values[1:], values[:-1], out=new_group[1:])
+    del values
+    positions = np.arange(m, dtype=itype)
+    if new_group.all():
+        doubled = positions
+        doubled *= 2
+        doubled += 2
+    else:
+        start = np.where(new_group, positions, 0).astype(itype, copy=False)
+        np.maximum.accumulate(start, out=start)
+        last = np.empty(m, dtype=bool)
+        last[:-1] = new_group[1:]
+        last[-1] = True
+        end = np.where(last[::-1], positions[::-1], m).astype(itype, copy=False)
+        del last, positions
+        np.minimum.accumulate(end, out=end)
+        doubled = start
+        doubled += end[::-1]
+        del end
+        doubled += 2
+    del new_group
+    doubled -= m + 1
+    ranks = np.empty(m, dtype=itype)
+    ranks[order] = doubled
+    return ranks
+
+
+def _centred_values(values: np.ndarray) -> np.ndarray:
+    values -= values.mean()
+    return values
+
+
+def _chunked_dot(a: np.ndarray, b: np.ndarray) -> float:
+    """sum(a * b) in float64, chunk by chunk (no full-size temporaries for integer inputs)."""
+    total = 0.0
+    for s in range(0, a.shape[0], _CHUNK_ENTRIES):
+        ca = np.asarray(a[s : s + _CHUNK_ENTRIES], dtype=np.float64)
+        cb = np.asarray(b[s : s + _CHUNK_ENTRIES], dtype=np.float64)
+        total += float(np.dot(ca, cb))
+    return total
+
+
+def _check_rsa_options(rdm: str, compare: str) -> None:
+    check_choice(rdm, "rdm", RDM_CHOICES)
+    check_choice(compare, "compare", COMPARE_CHOICES)
+
+
+def _rsa_vector(Z: np.ndarray, rdm: str, compare: str, name: str) -> np.ndarray:
+    """Centred condensed RDM (compare='pearson') or centred doubled ranks of it (compare='spearman')."""
+    if compare == "spearman":
+        return _centred_doubled_ranks(_condensed_rdm(Z, rdm, name))
+    return _centred_values(_condensed_rdm(Z, rdm, name))
+
+
+def rsa(X: Any, Y: Any, *, rdm: str = "correlation", compare: str = "spearman") -> float:
+    """Representational similarity analysis of paired rows.
+
+    Builds the representational dissimilarity matrix (RDM) of the rows of X and of Y (``correlation``:
+    1 - Pearson correlation of two rows; ``cosine``: 1 - cosine similarity; ``euclidean``: Euclidean distance,
+    all as in ``scipy.spatial.distance.pdist``) and correlates their upper triangles (``spearman``: Pearson
+    correlation of the average ranks; ``pearson``: of the values).
+
+    Invariances: the cosine and Euclidean RDMs are unchanged by orthogonal maps ``X -> X Q``; the correlation
+    RDM is unchanged by per-row affine maps ``x_i -> a_i x_i + b_i`` (a_i > 0) but only by those orthogonal maps
+    that fix the all-ones direction, because it centres each row across its columns.
+
+    Tied dissimilarities get average ranks; ties are exact ties of the computed float64 values.
+
+    Memory: about 24 bytes per pair of rows at the peak (n = 10,000: about 1.2 GB), no n x n matrix.
+
+    Args:
+        X: (n, d1) array; Y: (n, d2) array. n >= 3.
+    Returns:
+        float in [-1, 1].
+    """
+    _check_rsa_options(rdm, compare)
+    Xa, Ya = _paired(X, Y, min_rows=3)
+    vx = _rsa_vector(Xa, rdm, compare, "X")
+    sxx = _chunked_dot(vx, vx)
+    if not sxx > 0:
+        raise ValueError(f"X has a constant {rdm} RDM (all rows equally far apart); RSA is undefined")
+    vy = _rsa_vector(Ya, rdm, compare, "Y")
+    syy = _chunked_dot(vy, vy)
+    if not syy > 0:
+        raise ValueError(f"Y has a constant {rdm} RDM (all rows equally far apart); RSA is undefined")
+    return float(_chunked_dot(vx, vy) / np.sqrt(sxx * syy))
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Procrustes
+# ---------------------------------------------------------------------------------------------------------------
+
+
+def _procrustes_normalised(Z: np.ndarray, name: str) -> np.ndarray:
+    Zc = _centre(Z)
+    norm = np.linalg.norm(Zc)
+    if not norm > 0:
+        raise ValueError(f"{name} has zero variance after centring (all rows are equal); Procrustes is undefined")
+    return Zc / norm
+
+
+def _nuclear_norm(M: np.ndarray) -> float:
+    return float(np.linalg.svd(M, compute_uv=False).sum())
+
+
+def procrustes(X: Any, Y: Any) -> float:
+    """Orthogonal Procrustes similarity of paired rows.
+
+    Definition: centre the columns of X and Y, scale each to unit Frobenius norm (``X_n``, ``Y_n``), and pad
+    the narrower one with zero columns so both are n x max(d1, d2). Then
+
+        similarity = max over orthogonal Q of tr(Q^T X_n^T Y_n) = ||X_n^T Y_n||_*  (nuclear norm),
+
+    which equals ``1 - d^2 / 2`` for the Procrustes distance ``d = min_Q ||X_n Q - Y_n||_F`` (in [0, sqrt(2)]).
+    Zero padding adds only zero singular values, so the padding is implicit. The similarity is 1 exactly when
+    ``Y = a X Q + b`` (a > 0, Q orthogonal in the padded space) and lies in [0, 1].
+
+    Args:
+        X: (n, d1) array; Y: (n, d2) array. n >= 2.
+    """
+    Xa, Ya = _paired(X, Y, min_rows=2)
+    return _nuclear_norm(_procrustes_normalised(Xa, "X").T @ _procrustes_normalised(Ya, "Y"))
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# k nearest neighbours
+# ---------------------------------------------------------------------------------------------------------------
+
+
+def _check_k(k: Any, n: int) -> int:
+    k = check_positive_int(k, "k")
+    if k > n - 1:
+        raise ValueError(f"k={k} needs at least k + 1 = {k + 1} rows (self is excluded); X and Y have {n}")
+    return k
+
+
+def _knn_indices(Z: np.ndarray, k: int, metric: str, name: str) -> np.ndarray:
+    """Indices (n, k) of each row's k nearest other rows (unordered; ties broken arbitrarily), by row blocks."""
+    n = Z.shape[0]
+    if metric == "cosine":
+        V = _unit_rows(Z, name, centre_rows=False)
+        penalty = None
+    else:
+        V = Z
+        penalty = 0.5 * np.einsum("ij,ij->i", Z, Z)  # nearer = larger  x_i.x_j - |x_j|^2 / 2
+    out = np.empty((n, k), dtype=np.int64)
+    block = max(1, min(n, _CHUNK_ENTRIES // n))
+    for a in range(0, n, block):
+        b = min(a + block, n)
+        S = V[a:b] @ V.T
+        if penalty is not None:
+            S -= penalty[None, :]
+        S[np.arange(b - a), np.arange(a, b)] = -np.inf
+        out[a:b] = np.argpartition(-S, k - 1, axis=1)[:, :k]
+    return out
+
+
+def _neighbour_overlap(Nx: np.ndarray, Ny: np.ndarray) -> np.ndarray:
+    """Per row, |N_x(i) ∩ N_y(i)| for index sets without repeats, shape (n,)."""
+    both = np.sort(np.concatenate([Nx, Ny], axis=1), axis=1)
+    return np.count_nonzero(both[:, 1:] == both[:, :-1], axis=1)
+
+
+def _jaccard_from_overlap(overlap: np.ndarray, k: int) -> float:
+    return float(np.mean(overlap / (2 * k - overlap)))
+
+
+def _knn_inputs(X: Any, Y: Any, k: Any, metric: str) -> tuple[np.ndarray, np.ndarray, int]:
+    check_choice(metric, "metric", KNN_METRICS)
+    Xa, Ya = _paired(X, Y, min_rows=2)
+    return Xa, Ya, _check_k(k, Xa.shape[0])
+
+
+def knn_jaccard(X: Any, Y: Any, *, k: int = 10, metric: str = "cosine") -> float:
+    """Mean over rows of the Jaccard index ``|N_X(i) ∩ N_Y(i)| / |N_X(i) ∪ N_Y(i)|`` of the row's k nearest
+    neighbours in X and in Y (self excluded; ``cosine`` or ``euclidean`` distance; ties broken arbitrarily).
+
+    Args:
+        X: (n, d1) array; Y: (n, d2) array. n >= k + 1.
+    Returns:
+        float in [0, 1].
+    """
+    Xa, Ya, k = _knn_inputs(X, Y, k, metric)
+    overlap = _neighbour_overlap(_knn_indices(Xa, k, metric, "X"), _knn_indices(Ya, k, metric, "Y"))
+    return _jaccard_from_overlap(overlap, k)
+
+
+def mutual_knn(X: Any, Y: Any, *, k: int = 10, metric: str = "cosine") -> float:
+    """Mean over rows of the fraction ``|N_X(i) ∩ N_Y(i)| / k`` of shared k nearest neighbours (self excluded).
+
+    Args:
+        X: (n, d1) array; Y: (n, d2) array. n >= k + 1.
+    Returns:
+        float in [0, 1]; about k / (n - 1) for unrelated data.
+    """
+    Xa, Ya, k = _knn_inputs(X, Y, k, metric)
+    overlap = _neighbour_overlap(_knn_indices(Xa, k, metric, "X"), _knn_indices(Ya, k, metric, "Y"))
+    return float(np.mean(overlap) / k)

@@ -1,0 +1,625 @@
+"""Two-dimensional views of feature directions and activations: PCA and UMAP.
+
+- :func:`pca_projection`, :func:`umap_projection`: seeded projections of the rows of a matrix.
+- :func:`side_by_side`: two models' decoder rows, each projected on its own, B aligned to A by a
+  similarity transform fitted on the matched pairs, matched pairs coloured alike and linked.
+- :func:`joint_projection`: one projection fitted on the rows of both models together. Only defined
+  when both live in the same space (same ``d``, e.g. two SAEs of one hook); otherwise a ValueError
+  points to :func:`side_by_side` (the residual bases of different models are not comparable).
+- :func:`before_after`: activations before vs after an intervention, one joint fit, paired rows linked.
+
+Every figure is a PNG (matplotlib, Agg backend) and optionally an interactive HTML file (plotly, with
+plotly.js inlined: it opens without network). Every string from the data is HTML-escaped.
+
+With ``metric="cosine"`` PCA is fitted on unit-normalised rows (cosine ignores norms); UMAP uses the
+metric directly. UMAP is imported lazily; its first call in a process compiles with numba (about a minute).
+"""
+
+from __future__ import annotations
+
+import html
+import logging
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+import scipy.sparse as sp
+
+from featgeom_tda.core._validation import as_float_matrix, check_choice, check_positive_int
+
+logger = logging.getLogger(__name__)
+
+__all__ = [
+    "Projection",
+    "as_points",
+    "pca_projection",
+    "umap_projection",
+    "project",
+    "side_by_side",
+    "joint_projection",
+    "before_after",
+]
+
+_METHODS = ("pca", "umap")
+_SVD_MAX_ENTRIES = 20_000_000  # dense PCA by full SVD up to this many entries
+_METRICS = ("cosine", "euclidean")
+
+
+def as_points(points: Any, name: str = "points", *, dtype: Any = np.float64, min_rows: int = 1) -> np.ndarray:
+    """Dense finite 2-D float matrix (n, d) from numpy / torch / FeatureWeights."""
+    from featgeom_tda.core.types import FeatureWeights
+
+    if isinstance(points, FeatureWeights):
+        points = points.weights
+    return as_float_matrix(points, name, dtype=dtype, min_rows=min_rows)
+
+
+@dataclass
+class Projection:
+    """Low-dimensional coordinates of the rows of a matrix.
+
+    Attributes:
+        coords: float64 (n, n_components).
+        method: "pca" or "umap".
+        explained_variance_ratio: (n_components,) for PCA, None for UMAP.
+        components: (n_components, d) principal axes for dense PCA, else None.
+        config: the options used.
+    """
+
+    coords: np.ndarray
+    method: str
+    explained_variance_ratio: np.ndarray | None = None
+    components: np.ndarray | None = None
+    config: dict[str, Any] = field(default_factory=dict)
+
+    def __len__(self) -> int:
+        return int(self.coords.shape[0])
+
+
+def _unit_rows(x: np.ndarray, name: str) -> np.ndarray:
+    norms = np.linalg.norm(x, axis=1)
+    zero = np.flatnonzero(norms == 0)
+    if zero.size:
+        raise ValueError(
+            f"{name} has {zero.size} all-zero rows (first at row {int(zero[0])}); the cosine metric needs non-zero rows"
+        )
+    return x / norms[:, None]
+
+
+def _fix_signs(coords: np.ndarray, components: np.ndarray | None) -> tuple[np.ndarray, np.ndarray | None]:
+    """Deterministic signs: each axis is flipped so that its largest-magnitude coordinate is positive."""
+    ref = components if components is not None else coords.T
+    idx = np.argmax(np.abs(ref), axis=1)
+    signs = np.sign(ref[np.arange(ref.shape[0]), idx])
+    signs[signs == 0] = 1.0
+    coords = coords * signs[None, :]
+    if components is not None:
+        components = components * signs[:, None]
+    return coords, components
+
+
+def pca_projection(
+    points: Any, *, n_components: int = 2, metric: str = "euclidean", seed: int = 0
+) -> Projection:
+    """PCA of the rows of ``points`` (n, d): numpy / torch / FeatureWeights, or scipy sparse (n, d).
+
+    Dense input: exact SVD of the centred matrix (float64) up to 20 million entries, above that the
+    eigenvectors of the d x d scatter matrix (d <= 4096) or scikit-learn's randomized solver seeded
+    with ``seed``. Sparse input: scikit-learn's ARPACK solver with implicit
+    centring. ``metric="cosine"`` normalises rows first. Axis signs are fixed (largest loading positive).
+    """
+    n_components = check_positive_int(n_components, "n_components")
+    check_choice(metric, "metric", _METRICS)
+    if sp.issparse(points):
+        return _sparse_pca(points, n_components=n_components, metric=metric, seed=seed)
+    x = as_points(points, "points")
+    n, d = x.shape
+    if n_components > min(n, d):
+        raise ValueError(f"n_components must be at most min(n_rows, n_columns) = {min(n, d)}; got {n_components}")
+    if metric == "cosine":
+        x = _unit_rows(x, "points")
+    xc = x - x.mean(axis=0)
+    total = float((xc**2).sum())
+    if n * d <= _SVD_MAX_ENTRIES:
+        _, s, vt = np.linalg.svd(xc, full_matrices=False)
+        comps = vt[:n_components]
+        var = s[:n_components] ** 2
+    elif d <= 4096:
+        w, v = np.linalg.eigh(xc.T @ xc)
+        top = np.argsort(w)[::-1][:n_components]
+        comps = v[:, top].T
+        var = np.maximum(w[top], 0.0)
+    else:
+        from sklearn.decomposition import PCA
+
+        pca = PCA(n_components=n_components, svd_solver="randomized", random_state=seed).fit(xc)
+        comps = pca.components_
+        var = pca.explained_variance_ * (n - 1)
+    coords = xc @ comps.T
+    coords, comps = _fix_signs(coords, comps)
+    ratio = var / total if total > 0 else np.zeros_like(var)
+    return Projection(
+        coords=coords,
+        method="pca",
+        explained_variance_ratio=np.asarray(ratio, dtype=np.float64),
+        components=comps,
+        config={"n_components": n_components, "metric": metric, "seed": seed},
+    )
+
+
+def _sparse_pca(x: Any, *, n_components: int, metric: str, seed: int) -> Projection:
+    from sklearn.decomposition import PCA
+
+    m = sp.csr_matrix(x, dtype=np.float64)
+    n, d = m.shape
+    if n == 0 or d == 0:
+        raise ValueError(f"points must not be empty, got shape {(n, d)}")
+    if not np.isfinite(m.data).all():
+        raise ValueError("points contains NaN or inf values; expected only finite numbers")
+    if n_components >= min(n, d):
+        raise ValueError(f"n_components must be below min(n_rows, n_columns) = {min(n, d)} for sparse input; got {n_components}")
+    if metric == "cosine":
+        norms = np.sqrt(np.asarray(m.multiply(m).sum(axis=1)).ravel())
+        m = sp.diags(1.0 / np.where(norms > 0, norms, 1.0)) @ m
+    pca = PCA(n_components=n_components, svd_solver="arpack", random_state=seed).fit(m)
+    coords = pca.transform(m)
+    coords, comps = _fix_signs(coords, pca.components_)
+    return Projection(
+        coords=np.asarray(coords, dtype=np.float64),
+        method="pca",
+        explained_variance_ratio=np.asarray(pca.explained_variance_ratio_, dtype=np.float64),
+        components=None,
+        config={"n_components": n_components, "metric": metric, "seed": seed, "sparse": True},
+    )
+
+
+def umap_projection(
+    points: Any,
+    *,
+    n_components: int = 2,
+    metric: str = "cosine",
+    seed: int = 0,
+    n_neighbors: int = 15,
+    min_dist: float = 0.1,
+) -> Projection:
+    """UMAP of the rows of ``points`` (n, d) (dense, or scipy sparse), seeded (single-threaded, reproducible)."""
+    n_components = check_positive_int(n_components, "n_components")
+    n_neighbors = check_positive_int(n_neighbors, "n_neighbors", minimum=2)
+    check_choice(metric, "metric", _METRICS)
+    if sp.issparse(points):
+        x = sp.csr_matrix(points, dtype=np.float32)
+        if not np.isfinite(x.data).all():
+            raise ValueError("points contains NaN or inf values; expected only finite numbers")
+    else:
+        x = as_points(points, "points", dtype=np.float32)
+        if metric == "cosine":
+            _unit_rows(x, "points")
+    n = x.shape[0]
+    if n <= n_neighbors:
+        raise ValueError(f"n_neighbors must be below the number of rows ({n}); got {n_neighbors}")
+    if n_components >= n - 1:
+        raise ValueError(f"n_components must be below n_rows - 1 = {n - 1}; got {n_components}")
+    import umap
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        reducer = umap.UMAP(
+            n_components=n_components,
+            metric=metric,
+            n_neighbors=n_neighbors,
+            min_dist=float(min_dist),
+            random_state=seed,
+            transform_seed=seed,
+            n_jobs=1,
+        )
+        coords = reducer.fit_transform(x)
+    return Projection(
+        coords=np.asarray(coords, dtype=np.float64),
+        method="umap",
+        config={
+            "n_components": n_components,
+            "metric": metric,
+            "seed": seed,
+            "n_neighbors": n_neighbors,
+            "min_dist": float(min_dist),
+        },
+    )
+
+
+def project(
+    points: Any, *, method: str = "pca", n_components: int = 2, metric: str = "cosine", seed: int = 0, n_neighbors: int = 15
+) -> Projection:
+    """:func:`pca_projection` or :func:`umap_projection` by name."""
+    check_choice(method, "method", _METHODS)
+    if method == "pca":
+        return pca_projection(points, n_components=n_components, metric=metric, seed=seed)
+    return umap_projection(points, n_components=n_components, metric=metric, seed=seed, n_neighbors=n_neighbors)
+
+
+# ---------------------------------------------------------------------------------------------------
+# figures
+# ---------------------------------------------------------------------------------------------------
+def _similarity_align(src: np.ndarray, dst: np.ndarray) -> tuple[float, np.ndarray, np.ndarray]:
+    """Scale s, orthogonal R (k x k) and shift c minimising ||s src R + c - dst||; returns (s, R, c)."""
+    mu_s, mu_d = src.mean(axis=0), dst.mean(axis=0)
+    a, b = src - mu_s, dst - mu_d
+    u, sv, vt = np.linalg.svd(a.T @ b)
+    r = u @ vt
+    denom = float((a**2).sum())
+    s = float(sv.sum() / denom) if denom > 0 else 1.0
+    return s, r, mu_d - s * mu_s @ r
+
+
+def _box(coords: np.ndarray, ref: np.ndarray | None = None) -> np.ndarray:
+    """Scale/shift 2-D coordinates into [0, 1]^2 using the bounding box of ``ref`` (default: coords)."""
+    ref = coords if ref is None else ref
+    lo, hi = ref.min(axis=0), ref.max(axis=0)
+    span = float(np.max(hi - lo))
+    return (coords - lo) / (span if span > 0 else 1.0)
+
+
+def _check_matching(matching: Any, n_a: int, n_b: int):
+    from featgeom_tda.core.types import FeatureMatching
+
+    if not isinstance(matching, FeatureMatching):
+        raise ValueError(f"matching must be a FeatureMatching; got {type(matching).__name__}")
+    for idx, n, side in ((matching.index_a, n_a, "a"), (matching.index_b, n_b, "b")):
+        if idx.size and (idx.min() < 0 or idx.max() >= n):
+            raise ValueError(
+                f"matching.index_{side} must lie in [0, {n}) (model {side.upper()} has {n} features); "
+                f"got values in [{int(idx.min())}, {int(idx.max())}]"
+            )
+    return matching
+
+
+def _check_labels(labels: Sequence[str], name: str = "labels") -> tuple[str, str]:
+    if isinstance(labels, str) or len(labels) != 2:
+        raise ValueError(f"{name} must be a pair of strings; got {labels!r}")
+    return str(labels[0]), str(labels[1])
+
+
+def _texts(values: Any, n: int, name: str) -> list[str] | None:
+    if values is None:
+        return None
+    vals = list(values)
+    if len(vals) != n:
+        raise ValueError(f"{name} has {len(vals)} entries but there are {n} rows")
+    return ["" if v is None else str(v) for v in vals]
+
+
+def _pair_colors(coords_a: np.ndarray) -> np.ndarray:
+    """Colour value in [0, 1) per point from its angle around the centre (pairs share it)."""
+    c = coords_a - coords_a.mean(axis=0)
+    return (np.arctan2(c[:, 1], c[:, 0]) + np.pi) / (2 * np.pi)
+
+
+def _save_png(fig, path: str | Path) -> Path:
+    import matplotlib.pyplot as plt
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def _write_plotly_html(fig, path: str | Path) -> Path:
+    """Self-contained HTML (plotly.js inlined, no external resource)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    text = fig.to_html(include_plotlyjs=True, full_html=True, config={"displaylogo": False})
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def _prepare_2d(x: Any, method: str, metric: str, seed: int, n_neighbors: int) -> np.ndarray:
+    return project(x, method=method, n_components=2, metric=metric, seed=seed, n_neighbors=n_neighbors).coords
+
+
+def side_by_side(
+    weights_a: Any,
+    weights_b: Any,
+    matching: Any,
+    *,
+    method: str = "pca",
+    path_png: str | Path,
+    path_html: str | Path | None = None,
+    labels: Sequence[str] = ("A", "B"),
+    metric: str = "cosine",
+    seed: int = 0,
+    n_neighbors: int = 15,
+    align: bool = True,
+    max_links: int = 300,
+    names_a: Sequence[str] | None = None,
+    names_b: Sequence[str] | None = None,
+    title: str | None = None,
+) -> dict[str, Any]:
+    """Two models' rows (n_a, d_a) and (n_b, d_b), each projected on its own, matched pairs highlighted.
+
+    B's coordinates are aligned to A's by the similarity transform (scale, rotation/reflection, shift)
+    that best maps matched B rows onto their A partners (``align=True``); matched pairs share a colour and
+    the ``max_links`` best-correlated pairs are joined by lines. ``names_a``/``names_b``: optional hover
+    labels per feature (escaped). Returns dict with ``coords_a``, ``coords_b`` (aligned, before the
+    side-by-side offset), ``n_links``, ``png`` and ``html`` paths.
+    """
+    from featgeom_tda.core.types import as_weights
+
+    wa = as_weights(weights_a, "weights_a")
+    wb = as_weights(weights_b, "weights_b")
+    check_choice(method, "method", _METHODS)
+    check_choice(metric, "metric", _METRICS)
+    max_links = check_positive_int(max_links, "max_links", minimum=0)
+    la, lb = _check_labels(labels)
+    m = _check_matching(matching, wa.n_features, wb.n_features)
+    na_txt = _texts(names_a, wa.n_features, "names_a")
+    nb_txt = _texts(names_b, wb.n_features, "names_b")
+    ca = _prepare_2d(wa.weights, method, metric, seed, n_neighbors)
+    cb = _prepare_2d(wb.weights, method, metric, seed, n_neighbors)
+    if align and len(m) >= 3:
+        s, r, c = _similarity_align(cb[m.index_b], ca[m.index_a])
+        cb = s * cb @ r + c
+    both = np.vstack([ca, cb])
+    ba, bb = _box(ca, both), _box(cb, both)
+    offset = np.array([1.25, 0.0])
+    bb_shift = bb + offset
+    order = np.argsort(-m.correlation, kind="stable")[:max_links]
+    color = np.full(wa.n_features, np.nan)
+    color[m.index_a] = _pair_colors(ba[m.index_a]) if len(m) else color[m.index_a]
+    color_b = np.full(wb.n_features, np.nan)
+    color_b[m.index_b] = color[m.index_a]
+    matched_a = np.zeros(wa.n_features, bool)
+    matched_a[m.index_a] = True
+    matched_b = np.zeros(wb.n_features, bool)
+    matched_b[m.index_b] = True
+    caption = title or f"{la} vs {lb}: {method.upper()} of rows, {len(m)} matched pairs"
+
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from matplotlib.collections import LineCollection
+
+    fig, ax = plt.subplots(figsize=(11, 5.5))
+    if order.size:
+        segs = np.stack([ba[m.index_a[order]], bb_shift[m.index_b[order]]], axis=1)
+        ax.add_collection(LineCollection(segs, colors="0.6", linewidths=0.4, alpha=0.5, zorder=1))
+    for pts, matched, col in ((ba, matched_a, color), (bb_shift, matched_b, color_b)):
+        ax.scatter(pts[~matched, 0], pts[~matched, 1], s=4, c="0.8", zorder=2, linewidths=0)
+        ax.scatter(pts[matched, 0], pts[matched, 1], s=9, c=col[matched], cmap="hsv", vmin=0, vmax=1, zorder=3, linewidths=0)
+    ax.text(0.5, 1.05, la, ha="center", fontsize=12, transform=ax.transData)
+    ax.text(1.75, 1.05, lb, ha="center", fontsize=12, transform=ax.transData)
+    ax.set_xlim(-0.05, 2.3)
+    ax.set_ylim(-0.05, 1.12)
+    ax.set_xticks([])
+    ax.set_yticks([])
+    ax.set_title(caption, fontsize=10)
+    fig.tight_layout()
+    png = _save_png(fig, path_png)
+
+    html_path = None
+    if path_html is not None:
+        import plotly.graph_objects as go
+
+        corr_a = np.full(wa.n_features, np.nan)
+        partner_a = np.full(wa.n_features, -1)
+        corr_a[m.index_a] = m.correlation
+        partner_a[m.index_a] = m.index_b
+        corr_b = np.full(wb.n_features, np.nan)
+        partner_b = np.full(wb.n_features, -1)
+        corr_b[m.index_b] = m.correlation
+        partner_b[m.index_b] = m.index_a
+
+        def hover(label, names, partner, corr, n):
+            out = []
+            for i in range(n):
+                t = f"{html.escape(label)} feature {i}"
+                if names is not None and names[i]:
+                    t += f"<br>{html.escape(names[i])}"
+                if partner[i] >= 0:
+                    t += f"<br>partner {int(partner[i])} (r = {corr[i]:.3f})"
+                out.append(t)
+            return np.array(out, dtype=object)
+
+        ha = hover(la, na_txt, partner_a, corr_a, wa.n_features)
+        hb = hover(lb, nb_txt, partner_b, corr_b, wb.n_features)
+        fig2 = go.Figure()
+        if order.size:
+            xs, ys = [], []
+            for i in order:
+                p, q = ba[m.index_a[i]], bb_shift[m.index_b[i]]
+                xs += [p[0], q[0], None]
+                ys += [p[1], q[1], None]
+            fig2.add_trace(go.Scattergl(x=xs, y=ys, mode="lines", line=dict(color="rgba(120,120,120,0.35)", width=1),
+                                        hoverinfo="skip", name="links"))
+        for pts, matched, col, hv, lab in ((ba, matched_a, color, ha, la), (bb_shift, matched_b, color_b, hb, lb)):
+            fig2.add_trace(go.Scattergl(x=pts[~matched, 0], y=pts[~matched, 1], mode="markers",
+                                        marker=dict(size=4, color="lightgrey"), text=hv[~matched],
+                                        hoverinfo="text", name=f"{html.escape(lab)} unmatched"))
+            fig2.add_trace(go.Scattergl(x=pts[matched, 0], y=pts[matched, 1], mode="markers",
+                                        marker=dict(size=6, color=col[matched], colorscale="HSV", cmin=0, cmax=1),
+                                        text=hv[matched], hoverinfo="text", name=f"{html.escape(lab)} matched"))
+        fig2.update_layout(title=html.escape(caption), xaxis=dict(visible=False), yaxis=dict(visible=False),
+                           template="plotly_white", width=1100, height=600)
+        html_path = _write_plotly_html(fig2, path_html)
+    return {"coords_a": ca, "coords_b": cb, "n_links": int(order.size), "png": png, "html": html_path}
+
+
+def joint_projection(
+    weights_a: Any,
+    weights_b: Any,
+    *,
+    matching: Any = None,
+    method: str = "pca",
+    metric: str = "cosine",
+    normalize: bool = True,
+    seed: int = 0,
+    n_neighbors: int = 15,
+    path_png: str | Path | None = None,
+    path_html: str | Path | None = None,
+    labels: Sequence[str] = ("A", "B"),
+    max_links: int = 300,
+) -> dict[str, Any]:
+    """One projection fitted on the rows of both models stacked ((n_a + n_b), d).
+
+    Both must have the same ``d`` (same space), else ValueError. ``normalize`` scales rows to unit norm
+    first. Returns dict with ``projection`` (Projection of the stacked rows), ``coords_a``, ``coords_b``,
+    and ``png`` / ``html`` paths when asked for; matched pairs (if ``matching``) are linked.
+    """
+    from featgeom_tda.core.types import as_weights
+
+    wa = as_weights(weights_a, "weights_a")
+    wb = as_weights(weights_b, "weights_b")
+    check_choice(method, "method", _METHODS)
+    check_choice(metric, "metric", _METRICS)
+    la, lb = _check_labels(labels)
+    if wa.dim != wb.dim:
+        raise ValueError(
+            f"weights_a has rows in R^{wa.dim} but weights_b in R^{wb.dim}; a joint projection needs both in the "
+            f"same space (same d, e.g. two SAEs of one hook); use side_by_side for different models"
+        )
+    m = _check_matching(matching, wa.n_features, wb.n_features) if matching is not None else None
+    xa = np.asarray(wa.weights, dtype=np.float64)
+    xb = np.asarray(wb.weights, dtype=np.float64)
+    if normalize:
+        xa, xb = _unit_rows(xa, "weights_a"), _unit_rows(xb, "weights_b")
+    proj = project(np.vstack([xa, xb]), method=method, n_components=2, metric=metric, seed=seed, n_neighbors=n_neighbors)
+    ca, cb = proj.coords[: wa.n_features], proj.coords[wa.n_features :]
+    out: dict[str, Any] = {"projection": proj, "coords_a": ca, "coords_b": cb, "png": None, "html": None}
+    links = None
+    if m is not None and len(m):
+        order = np.argsort(-m.correlation, kind="stable")[:max_links]
+        links = (ca[m.index_a[order]], cb[m.index_b[order]])
+    out.update(_overlay_figures(ca, cb, links, la, lb, f"joint {method.upper()} of {la} and {lb} rows",
+                                path_png, path_html, None, None))
+    return out
+
+
+def before_after(
+    acts_before: Any,
+    acts_after: Any,
+    *,
+    method: str = "pca",
+    metric: str = "euclidean",
+    seed: int = 0,
+    n_neighbors: int = 15,
+    max_points: int = 3000,
+    max_links: int = 300,
+    path_png: str | Path | None = None,
+    path_html: str | Path | None = None,
+    labels: Sequence[str] = ("before", "after"),
+    token_labels: Sequence[str] | None = None,
+) -> dict[str, Any]:
+    """Activations (n_tokens, n_features) before vs after an intervention in one joint projection.
+
+    Inputs: FeatureActivations / scipy sparse / numpy / torch with the same ``n_features``. When both have
+    the same rows (same tokens) they are treated as paired: the same seeded subsample of at most
+    ``max_points`` rows is drawn from both and up to ``max_links`` pairs are joined by arrows.
+    ``token_labels``: optional hover text per row (escaped). Returns dict with ``coords_before``,
+    ``coords_after``, ``rows`` (subsampled row indices of before, and of after), ``paired``,
+    ``mean_shift`` (norm of the difference of mean activation vectors, full space), ``png``, ``html``.
+    """
+    from featgeom_tda.core.types import as_activations
+
+    a = as_activations(acts_before, "acts_before")
+    b = as_activations(acts_after, "acts_after")
+    check_choice(method, "method", _METHODS)
+    check_choice(metric, "metric", _METRICS)
+    max_points = check_positive_int(max_points, "max_points", minimum=2)
+    max_links = check_positive_int(max_links, "max_links", minimum=0)
+    la, lb = _check_labels(labels)
+    if a.n_features != b.n_features:
+        raise ValueError(
+            f"acts_before has {a.n_features} features but acts_after has {b.n_features}; a before/after view "
+            f"needs the same features"
+        )
+    paired = a.n_tokens == b.n_tokens
+    tl = _texts(token_labels, a.n_tokens, "token_labels")
+    rng = np.random.default_rng(seed)
+    ra = np.sort(rng.choice(a.n_tokens, size=min(max_points, a.n_tokens), replace=False))
+    rb = ra if paired else np.sort(rng.choice(b.n_tokens, size=min(max_points, b.n_tokens), replace=False))
+    ma, mb = a.matrix[ra], b.matrix[rb]
+    stacked = sp.vstack([ma, mb], format="csr").astype(np.float64)
+    if method == "pca":
+        proj = pca_projection(stacked, n_components=2, metric=metric, seed=seed)
+    else:
+        proj = umap_projection(stacked, n_components=2, metric=metric, seed=seed, n_neighbors=n_neighbors)
+    ca, cb = proj.coords[: ra.size], proj.coords[ra.size :]
+    mean_a = np.asarray(a.matrix.mean(axis=0), dtype=np.float64).ravel()
+    mean_b = np.asarray(b.matrix.mean(axis=0), dtype=np.float64).ravel()
+    links = None
+    if paired and max_links:
+        pick = rng.choice(ra.size, size=min(max_links, ra.size), replace=False)
+        links = (ca[pick], cb[pick])
+    hov_a = [html.escape(tl[i]) for i in ra] if tl is not None else None
+    hov_b = [html.escape(tl[i]) for i in rb] if (tl is not None and paired) else None
+    out: dict[str, Any] = {
+        "projection": proj,
+        "coords_before": ca,
+        "coords_after": cb,
+        "rows": (ra, rb),
+        "paired": paired,
+        "mean_shift": float(np.linalg.norm(mean_b - mean_a)),
+    }
+    out.update(_overlay_figures(ca, cb, links, la, lb, f"{la} vs {lb}: joint {method.upper()} of activations",
+                                path_png, path_html, hov_a, hov_b, arrows=True))
+    return out
+
+
+def _overlay_figures(
+    ca: np.ndarray,
+    cb: np.ndarray,
+    links: tuple[np.ndarray, np.ndarray] | None,
+    la: str,
+    lb: str,
+    caption: str,
+    path_png: str | Path | None,
+    path_html: str | Path | None,
+    hover_a: Sequence[str] | None,
+    hover_b: Sequence[str] | None,
+    *,
+    arrows: bool = False,
+) -> dict[str, Any]:
+    """PNG and/or HTML of two point sets in one coordinate system, with optional links a -> b."""
+    out: dict[str, Any] = {"png": None, "html": None}
+    if path_png is not None:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+        from matplotlib.collections import LineCollection
+
+        fig, ax = plt.subplots(figsize=(7, 6))
+        if links is not None and len(links[0]):
+            if arrows:
+                d = links[1] - links[0]
+                ax.quiver(links[0][:, 0], links[0][:, 1], d[:, 0], d[:, 1], angles="xy", scale_units="xy", scale=1,
+                          width=0.002, color="0.5", alpha=0.6, zorder=1)
+            else:
+                ax.add_collection(LineCollection(np.stack(links, axis=1), colors="0.6", linewidths=0.4, alpha=0.5, zorder=1))
+        ax.scatter(ca[:, 0], ca[:, 1], s=6, alpha=0.7, label=la, zorder=2, linewidths=0)
+        ax.scatter(cb[:, 0], cb[:, 1], s=6, alpha=0.7, label=lb, zorder=3, linewidths=0)
+        ax.legend(fontsize=9)
+        ax.set_title(caption, fontsize=10)
+        fig.tight_layout()
+        out["png"] = _save_png(fig, path_png)
+    if path_html is not None:
+        import plotly.graph_objects as go
+
+        fig2 = go.Figure()
+        if links is not None and len(links[0]):
+            xs, ys = [], []
+            for p, q in zip(links[0], links[1]):
+                xs += [p[0], q[0], None]
+                ys += [p[1], q[1], None]
+            fig2.add_trace(go.Scattergl(x=xs, y=ys, mode="lines", line=dict(color="rgba(120,120,120,0.35)", width=1),
+                                        hoverinfo="skip", name="links"))
+        for c, lab, hv in ((ca, la, hover_a), (cb, lb, hover_b)):
+            text = list(hv) if hv is not None else [f"{html.escape(lab)} {i}" for i in range(c.shape[0])]
+            fig2.add_trace(go.Scattergl(x=c[:, 0], y=c[:, 1], mode="markers", marker=dict(size=5, opacity=0.7),
+                                        text=text, hoverinfo="text", name=html.escape(lab)))
+        fig2.update_layout(title=html.escape(caption), template="plotly_white", width=900, height=750)
+        out["html"] = _write_plotly_html(fig2, path_html)
+    return out
+

@@ -1,0 +1,44 @@
+"""Topology of feature directions: Mapper graphs and persistent homology.
+
+- :mod:`featgeom_tda.analyses.topology.mapper`: :func:`mapper_graph`, :class:`MapperGraph` (statistics, networkx,
+  self-contained HTML), :func:`compare_mapper_graphs`.
+- :mod:`featgeom_tda.analyses.topology.homology`: :func:`persistence`, :class:`PersistenceDiagrams`,
+  :func:`diagram_distance`, :func:`landmarks`, Betti curves, Gaussian baselines, plots.
+
+kmapper, gudhi, giotto-ph and ripser are imported inside the functions that use them.
+"""
+
+from featgeom_tda.analyses.topology.homology import (
+    PersistenceDiagrams,
+    betti_curve,
+    compare_with_gaussian,
+    diagram_distance,
+    estimate_memory_bytes,
+    gaussian_baseline,
+    landmarks,
+    pairwise_distances,
+    persistence,
+    persistence_entropy,
+    plot_betti_curves,
+    plot_diagrams,
+)
+from featgeom_tda.analyses.topology.mapper import MapperGraph, choose_eps, compare_mapper_graphs, mapper_graph
+
+__all__ = [
+    "MapperGraph",
+    "mapper_graph",
+    "compare_mapper_graphs",
+    "choose_eps",
+    "PersistenceDiagrams",
+    "persistence",
+    "diagram_distance",
+    "landmarks",
+    "pairwise_distances",
+    "estimate_memory_bytes",
+    "betti_curve",
+    "persistence_entropy",
+    "gaussian_baseline",
+    "compare_with_gaussian",
+    "plot_diagrams",
+    "plot_betti_curves",
+]

@@ -1,0 +1,1 @@
+"""Drawing: matplotlib figures (object API, no global backend), plotly pages and HTML writers."""

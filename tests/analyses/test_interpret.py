@@ -1,0 +1,215 @@
+"""Tests for the interpretation helpers on small hand-built examples."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from featgeom_tda.analyses.interpret import (
+    Example,
+    concept_labels,
+    excluded_token_mask,
+    feature_concepts,
+    normalize_token,
+    same_token_score,
+    top_activations,
+    top_examples,
+    top_token_ids,
+    top_tokens_overlap,
+)
+from featgeom_tda.core.types import FeatureActivations, FeatureMatching
+
+# vocabulary of the hand-built corpus
+VOCAB = ["<bos>", "Ġthe", "Ġking", "Ġqueen", "Ġsat", ".", "▁Mother", "Ġcat", "ĠMay", "Ġran"]
+
+# two documents of 6 tokens
+TOKENS = np.array(
+    [
+        [0, 1, 2, 4, 1, 5],  # <bos> the king sat the .
+        [0, 6, 3, 9, 8, 7],  # <bos> Mother queen ran May cat
+    ]
+)
+
+
+@pytest.fixture()
+def acts():
+    """12 rows (doc 0 then doc 1), 4 features with hand-placed activations."""
+    m = np.zeros((12, 4), dtype=np.float32)
+    m[2, 0], m[8, 0], m[4, 0] = 3.0, 2.0, 2.0  # feature 0: king (3), queen (2), the (2; tie, later row)
+    m[6 + 1, 1] = 1.0  # feature 1: "Mother" only
+    m[5, 2], m[0, 2] = 0.5, 0.25  # feature 2: "." then <bos>
+    # feature 3 never fires
+    return FeatureActivations(
+        m,
+        token_ids=TOKENS.ravel(),
+        doc_index=np.repeat([0, 1], 6),
+        position=np.tile(np.arange(6), 2),
+    )
+
+
+def test_top_activations_order_ties_and_padding(acts):
+    rows, values = top_activations(acts, k=3)
+    assert rows.tolist() == [[2, 4, 8], [7, -1, -1], [5, 0, -1], [-1, -1, -1]]
+    np.testing.assert_array_equal(values[0], [3.0, 2.0, 2.0])
+    assert np.isnan(values[1, 1:]).all() and np.isnan(values[3]).all()
+    rows1, _ = top_activations(acts, k=1)
+    assert rows1[:, 0].tolist() == [2, 7, 5, -1]
+
+
+@pytest.mark.parametrize("k", [4, 40])  # segmented-max passes and the sorting branch
+def test_top_activations_matches_a_per_feature_sort(k):
+    rng = np.random.default_rng(0)
+    m = (rng.uniform(size=(300, 20)) < 0.1) * rng.integers(1, 5, size=(300, 20)).astype(np.float32)
+    m[:, 7] = 0
+    rows, values = top_activations(m, k=k)
+    for f in range(20):
+        col = m[:, f]
+        order = sorted(np.flatnonzero(col), key=lambda r: (-col[r], r))[:k]
+        assert rows[f, : len(order)].tolist() == order
+        assert (rows[f, len(order) :] == -1).all()
+        np.testing.assert_array_equal(values[f, : len(order)], col[order])
+
+
+def test_top_token_ids(acts):
+    ids = top_token_ids(acts, k=2)
+    assert ids.tolist() == [[2, 1], [6, -1], [5, 0], [-1, -1]]
+    with pytest.raises(ValueError, match="rows without a token id"):
+        top_token_ids(np.ones((3, 2)), k=2)
+    with pytest.raises(ValueError, match="k must be an integer >= 1"):
+        top_token_ids(acts, k=0)
+
+
+def test_top_tokens_overlap():
+    a = np.array([[1, 2, -1], [3, -1, -1], [-1, -1, -1], [4, 5, 6]])
+    b = np.array([[2, 9, 9], [4, -1, -1], [-1, -1, -1], [7, 8, 4]])
+    assert top_tokens_overlap(a, b).tolist() == [True, False, False, True]
+    with pytest.raises(ValueError, match="same number of rows"):
+        top_tokens_overlap(a, b[:2])
+
+
+def test_top_examples_from_rows_with_token_strings(acts):
+    ex = top_examples(acts, [0, 3, 1], k=2, window=2, token_strings=VOCAB)
+    assert [len(e) for e in ex] == [2, 0, 1]
+    first = ex[0][0]
+    assert isinstance(first, Example)
+    assert (first.feature, first.row, first.doc, first.position, first.token_id) == (0, 2, 0, 2, 2)
+    assert first.activation == 3.0 and first.token == " king"
+    assert first.context == "<bos> the[[ king]] sat the"
+    assert ex[0][1].context == " king sat[[ the]]."
+    # window stops at the document boundary
+    assert ex[2][0].context == "<bos>[[ Mother]] queen ran"
+    assert ex[2][0].to_dict()["doc"] == 1
+
+
+def test_top_examples_from_token_array_and_decode(acts):
+    calls = []
+
+    def decode(ids):
+        calls.append(list(ids))
+        return "|".join(f"t{i}" for i in ids)
+
+    ex = top_examples(acts, [2], k=2, window=1, tokens=TOKENS, decode=decode)
+    assert ex[0][0].context == "t1[[t5]]"
+    assert ex[0][1].context == "[[t0]]t1"
+    ids_only = top_examples(acts, np.array([2]), k=1, window=1)
+    assert ids_only[0][0].context == "1[[5]]"
+
+
+def test_top_examples_errors(acts):
+    with pytest.raises(ValueError, match=r"features must lie in \[0, 4\)"):
+        top_examples(acts, [4])
+    with pytest.raises(ValueError, match="decode must be callable"):
+        top_examples(acts, [0], decode="not callable")
+    with pytest.raises(ValueError, match="tokens holds 1 documents"):
+        top_examples(acts, [1], tokens=TOKENS[:1])
+
+
+def test_same_token_score_known_value_and_seeded_baseline(acts):
+    b = FeatureActivations(acts.matrix[:, [1, 0, 2, 3]], token_ids=acts.token_ids)  # B = A with 0 and 1 swapped
+    matching = FeatureMatching(np.array([0, 1, 2]), np.array([1, 0, 2]), np.array([1.0, 1.0, 1.0]))
+    result = same_token_score(matching, acts, b, k=2, n_baseline=50, seed=3)
+    assert result.score == 1.0
+    # independent recomputation of the baseline with the same generator
+    rng = np.random.default_rng(3)
+    sets_a = [{2, 1}, {6}, {5, 0}]
+    sets_b = [{2, 1}, {6}, {5, 0}]  # top tokens of the paired B features 1, 0, 2
+    null = []
+    for _ in range(50):
+        perm = rng.permutation(3)
+        null.append(np.mean([bool(sets_a[i] & sets_b[perm[i]]) for i in range(3)]))
+    assert result.baseline_mean == pytest.approx(np.mean(null))
+    assert result.baseline_std == pytest.approx(np.std(null))
+    assert result.p_value == pytest.approx((1 + sum(x >= 1.0 for x in null)) / 51)
+    again = same_token_score(matching, acts, b, k=2, n_baseline=50, seed=3)
+    assert again == result
+    assert result.to_dict()["n_pairs"] == 3
+
+
+def test_same_token_score_baseline_depends_on_seed():
+    rng = np.random.default_rng(1)
+    n, f = 400, 30
+    tokens = rng.integers(0, 50, n)
+    m = (rng.uniform(size=(n, f)) < 0.05) * rng.uniform(1, 2, (n, f))
+    a = FeatureActivations(m.astype(np.float32), token_ids=tokens)
+    matching = FeatureMatching(np.arange(f), np.arange(f), np.ones(f))
+    r0 = same_token_score(matching, a, a, k=3, n_baseline=40, seed=0)
+    r1 = same_token_score(matching, a, a, k=3, n_baseline=40, seed=1)
+    assert r0.score == 1.0
+    assert r0 == same_token_score(matching, a, a, k=3, n_baseline=40, seed=0)
+    assert r0.baseline_mean != r1.baseline_mean
+    assert r0.p_value == pytest.approx(1 / 41)
+
+
+def test_same_token_score_errors(acts):
+    empty = FeatureMatching(np.zeros(0), np.zeros(0), np.zeros(0))
+    with pytest.raises(ValueError, match="at least one pair"):
+        same_token_score(empty, acts, acts)
+    too_far = FeatureMatching(np.array([0]), np.array([9]), np.array([1.0]))
+    with pytest.raises(ValueError, match="acts_b has 4 features"):
+        same_token_score(too_far, acts, acts)
+    with pytest.raises(ValueError, match="matching must be a FeatureMatching"):
+        same_token_score([(0, 1)], acts, acts)
+
+
+def test_normalize_token():
+    assert normalize_token("ĠKing") == "king"
+    assert normalize_token("▁Mother") == "mother"
+    assert normalize_token("  Queen ") == "queen"
+
+
+def test_concept_labels_and_feature_concepts(acts):
+    groups = {"royalty": ["King", "queen"], "family": ["mother", "father"], "months": ["may", "june"]}
+    labels = concept_labels(acts, VOCAB, groups)
+    assert labels["royalty"].tolist() == [0]
+    assert labels["family"].tolist() == [1]
+    assert labels["months"].tolist() == []
+    per_feature = feature_concepts(acts, VOCAB, groups)
+    assert per_feature.tolist() == ["royalty", "family", "", ""]
+    # k=3: feature 0's top tokens are king, the, queen -> 2/3 royalty
+    assert concept_labels(acts, VOCAB, groups, k=3)["royalty"].tolist() == [0]
+    assert concept_labels(acts, VOCAB, groups, k=3, min_fraction=0.9)["royalty"].tolist() == []
+    with pytest.raises(ValueError, match="concept_groups must be a non-empty mapping"):
+        concept_labels(acts, VOCAB, {})
+    with pytest.raises(ValueError, match="must be a non-empty list of words"):
+        concept_labels(acts, VOCAB, {"royalty": "king"})
+    with pytest.raises(ValueError, match="token_strings has 3 entries"):
+        concept_labels(acts, VOCAB[:3], groups)
+
+
+def test_concept_labels_with_repository_groups():
+    from featgeom_tda.sources.concepts import load_concept_groups
+
+    groups = load_concept_groups()
+    vocab = ["<bos>", "Ġking", "Ġjanuary", "Ġthe"]
+    m = np.eye(4, dtype=np.float32)
+    a = FeatureActivations(m, token_ids=np.arange(4))
+    labels = concept_labels(a, vocab, groups)
+    assert 1 in labels["royalty"] and 2 in labels["months"]
+
+
+def test_excluded_token_mask():
+    vocab = [".", ",", " ", "Ġ", "Ċ", "<|endoftext|>", "<pad>", "Ġthe", "123", "Ġ!?", "▁", "cat", "[CLS]", ""]
+    mask = excluded_token_mask(vocab)
+    assert mask.tolist() == [True, True, True, True, True, True, True, False, False, True, True, False, True, True]
+    custom = excluded_token_mask(["<pad>", "<mine>"], special_tokens=["<mine>"])
+    assert custom.tolist() == [False, True]  # "<pad>" is not in this special list and holds letters

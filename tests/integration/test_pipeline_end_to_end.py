@@ -1,0 +1,61 @@
+"""The whole pipeline on the small embedded default: every stage runs, the report is written, reruns are cached."""
+
+import json
+import re
+
+import pytest
+import yaml
+
+from featgeom_tda import cli
+from featgeom_tda.pipeline import STAGES, run_recipe
+from featgeom_tda.pipeline.recipe import recipe_from_dict
+from featgeom_tda.report.comparison import SECTION_IDS
+from featgeom_tda.sources.concepts import DATA_RECIPES
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def small_run(tmp_path_factory):
+    root = tmp_path_factory.mktemp("e2e")
+    data = yaml.safe_load((DATA_RECIPES / "embedded.yaml").read_text())
+    data.update(embedded_size="small", cache_dir=str(root / "cache"), output_dir=str(root / "out"), token_budget=3000)
+    data["dataset"] = {"source": "embedded", "max_length": 32, "n_documents": 200}
+    data["geometry"]["n_permutations"] = 20
+    data["geometry"]["n_subset_draws"] = 5
+    data["topology"]["n_landmarks"] = 60
+    data["matching"]["threshold"] = 0.1
+    recipe = recipe_from_dict(data)
+    pipe = run_recipe(recipe)
+    return recipe, pipe
+
+
+def test_every_stage_ran_and_report_written(small_run):
+    recipe, pipe = small_run
+    assert list(pipe.records) == list(STAGES)
+    assert not any(r.cached for r in pipe.records.values())
+    html_path = pipe.results("report")["html"]
+    html = open(html_path).read()
+    for sid in SECTION_IDS:
+        assert f'id="{sid}"' in html
+    assert not re.search(r"https?://|(src|href)=[\"']//", html)
+    results = json.loads(open(pipe.results("report")["results_json"]).read())
+    assert results["stages"]["extraction"]["n_tokens"] <= 3000
+    main = results["stages"]["matching"]["main_pair"]
+    assert results["stages"]["matching"]["pairs"][main]["n_pairs"] > 0
+    # the layer grid: 1 layer of A x 2 layers of B
+    assert len(results["stages"]["geometry"]["grid"]) == 2
+
+
+def test_second_run_is_cached_and_force_reruns(small_run):
+    recipe, _ = small_run
+    again = run_recipe(recipe)
+    assert all(r.cached for r in again.records.values())
+    forced = run_recipe(recipe, force=["report"])
+    assert not forced.records["report"].cached and forced.records["geometry"].cached
+
+
+def test_cli_report_rebuilds_from_cache(small_run, capsys):
+    recipe, _ = small_run
+    assert cli.main(["report", recipe.output_dir]) == 0
+    assert "report:" in capsys.readouterr().out
