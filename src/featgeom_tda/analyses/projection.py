@@ -27,6 +27,7 @@ from typing import Any, Sequence
 import numpy as np
 import scipy.sparse as sp
 
+from featgeom_tda.core.types import as_points
 from featgeom_tda.core._validation import as_float_matrix, check_choice, check_positive_int
 
 logger = logging.getLogger(__name__)
@@ -45,15 +46,6 @@ __all__ = [
 _METHODS = ("pca", "umap")
 _SVD_MAX_ENTRIES = 20_000_000  # dense PCA by full SVD up to this many entries
 _METRICS = ("cosine", "euclidean")
-
-
-def as_points(points: Any, name: str = "points", *, dtype: Any = np.float64, min_rows: int = 1) -> np.ndarray:
-    """Dense finite 2-D float matrix (n, d) from numpy / torch / FeatureWeights."""
-    from featgeom_tda.core.types import FeatureWeights
-
-    if isinstance(points, FeatureWeights):
-        points = points.weights
-    return as_float_matrix(points, name, dtype=dtype, min_rows=min_rows)
 
 
 @dataclass

@@ -22,6 +22,7 @@ import scipy.sparse as sp
 
 from featgeom_tda.core._validation import (
     _is_torch,
+    as_float_matrix,
     check_finite,
     check_not_empty,
     check_rank,
@@ -433,3 +434,10 @@ def json_default(o: Any) -> Any:
     if isinstance(o, Path):
         return str(o)
     raise TypeError(f"cannot serialise {describe(o)} to JSON")
+
+
+def as_points(points: Any, name: str = "points", *, dtype: Any = np.float64, min_rows: int = 1) -> np.ndarray:
+    """Dense finite 2-D float matrix (n, d) from numpy / torch / FeatureWeights."""
+    if isinstance(points, FeatureWeights):
+        points = points.weights
+    return as_float_matrix(points, name, dtype=dtype, min_rows=min_rows)

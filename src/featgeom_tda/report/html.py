@@ -6,16 +6,11 @@ labels) is shown as text and never runs. The file loads nothing from the network
 
 from __future__ import annotations
 
-import base64
-import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
 
 __all__ = ["Table", "Figure", "Section", "render_report", "write_report"]
-
-TEMPLATE = Path(__file__).with_name("template.html.j2")
-
 
 @dataclass
 class Table:
@@ -48,37 +43,16 @@ class Section:
     notes: list[str] = field(default_factory=list)
 
 
-def _format(value: Any) -> str:
-    if value is None:
-        return "–"
-    if isinstance(value, float):
-        if not math.isfinite(value):
-            return "–"
-        if value != 0 and (abs(value) < 1e-3 or abs(value) >= 1e5):
-            return f"{value:.3g}"
-        return f"{value:.4g}"
-    return str(value)
-
-
-def _data_uri(png: str | Path) -> str:
-    data = Path(png).read_bytes()
-    return "data:image/png;base64," + base64.b64encode(data).decode("ascii")
-
-
 def render_report(title: str, sections: Sequence[Section], *, subtitle: str = "", summary: Sequence[tuple[str, Any]] = ()) -> str:
     """The report as one HTML string."""
-    import jinja2
+    from featgeom_tda.viz.templating import render_template
 
     for s in sections:
         for link in s.links:
             href = link[1]
             if "://" in href or href.startswith("//"):
                 raise ValueError(f"section {s.id!r}: link {href!r} is not a local relative path")
-    env = jinja2.Environment(autoescape=True, undefined=jinja2.StrictUndefined)
-    env.filters["fmt"] = _format
-    env.filters["data_uri"] = _data_uri
-    template = env.from_string(TEMPLATE.read_text())
-    return template.render(title=title, subtitle=subtitle, sections=sections, summary=list(summary))
+    return render_template("report.html.j2", title=title, subtitle=subtitle, sections=sections, summary=list(summary))
 
 
 def write_report(

@@ -79,7 +79,7 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 
 from featgeom_tda.core._validation import check_choice, check_positive_int, to_numpy
-from featgeom_tda.analyses.projection import as_points
+from featgeom_tda.core.types import as_points
 
 logger = logging.getLogger(__name__)
 

@@ -47,7 +47,8 @@ import numpy as np
 import scipy.sparse as sp
 
 from featgeom_tda.core._validation import check_choice, check_fraction, check_positive_int, to_numpy
-from featgeom_tda.analyses.projection import as_points, pca_projection, umap_projection
+from featgeom_tda.analyses.projection import pca_projection, umap_projection
+from featgeom_tda.core.types import as_points
 
 logger = logging.getLogger(__name__)
 
