@@ -9,7 +9,7 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-__version__ = "0.1.0"
+from featgeom_tda.core.version import __version__
 
 # public name -> module that defines it
 _EXPORTS: dict[str, str] = {
@@ -56,7 +56,7 @@ _EXPORTS: dict[str, str] = {
     "load_weight_file": "featgeom_tda.sources.weights",
     "load_concept_groups": "featgeom_tda.sources.concepts",
     "make_synthetic_pair": "featgeom_tda.sources.synthetic",
-    "check_pipeline": "featgeom_tda.sources.synthetic",
+    "check_pipeline": "featgeom_tda.pipeline.selfcheck",
     # steering
     "steer": "featgeom_tda.analyses.steering",
     "ablate": "featgeom_tda.analyses.steering",

@@ -49,20 +49,21 @@ def _add_demo(p: argparse.ArgumentParser) -> None:
 
 def _cmd_demo(args: argparse.Namespace) -> int:
     from featgeom_tda.pipeline import run_recipe_file
-    from featgeom_tda.sources.concepts import DATA_RECIPES
+    from featgeom_tda.pipeline.packaged import packaged_recipe
 
-    return run_recipe_file(DATA_RECIPES / "embedded.yaml", out_dir=args.out, force=args.force)
+    return run_recipe_file(packaged_recipe("embedded"), out_dir=args.out, force=args.force)
 
 
 def _add_run(p: argparse.ArgumentParser) -> None:
-    p.add_argument("recipe", help="a recipe YAML file (see data_recipes/)")
+    p.add_argument("recipe", help="a recipe YAML file (see data_recipes/) or a packaged recipe name (e.g. embedded)")
     _add_run_options(p)
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
     from featgeom_tda.pipeline import run_recipe_file
+    from featgeom_tda.pipeline.packaged import recipe_path
 
-    return run_recipe_file(args.recipe, out_dir=args.out, force=args.force)
+    return run_recipe_file(recipe_path(args.recipe), out_dir=args.out, force=args.force)
 
 
 def _add_report(p: argparse.ArgumentParser) -> None:
@@ -81,14 +82,15 @@ def _cmd_report(args: argparse.Namespace) -> int:
 
 
 def _add_validate(p: argparse.ArgumentParser) -> None:
-    p.add_argument("recipe", nargs="+", help="recipe YAML files")
+    p.add_argument("recipe", nargs="+", help="recipe YAML files or packaged recipe names (e.g. embedded)")
 
 
 def _cmd_validate(args: argparse.Namespace) -> int:
+    from featgeom_tda.pipeline.packaged import recipe_path
     from featgeom_tda.pipeline.recipe import check_registry_names, load_recipe
 
     for path in args.recipe:
-        recipe = load_recipe(path)
+        recipe = load_recipe(recipe_path(path))
         names = check_registry_names(recipe)
         print(f"{path}: valid ({' vs '.join(names)})")
     return 0
