@@ -10,7 +10,7 @@ from featgeom_tda import cli
 from featgeom_tda.pipeline import STAGES, run_recipe
 from featgeom_tda.pipeline.recipe import recipe_from_dict
 from featgeom_tda.report.comparison import SECTION_IDS
-from featgeom_tda.sources.concepts import DATA_RECIPES
+from featgeom_tda.pipeline.packaged import packaged_recipe
 
 pytestmark = pytest.mark.slow
 
@@ -18,7 +18,7 @@ pytestmark = pytest.mark.slow
 @pytest.fixture(scope="module")
 def small_run(tmp_path_factory):
     root = tmp_path_factory.mktemp("e2e")
-    data = yaml.safe_load((DATA_RECIPES / "embedded.yaml").read_text())
+    data = yaml.safe_load(packaged_recipe("embedded").read_text())
     data.update(embedded_size="small", cache_dir=str(root / "cache"), output_dir=str(root / "out"), token_budget=3000)
     data["dataset"] = {"source": "embedded", "max_length": 32, "n_documents": 200}
     data["geometry"]["n_permutations"] = 20
@@ -34,12 +34,13 @@ def test_every_stage_ran_and_report_written(small_run):
     recipe, pipe = small_run
     assert list(pipe.records) == list(STAGES)
     assert not any(r.cached for r in pipe.records.values())
-    html_path = pipe.results("report")["html"]
+    html_path = pipe.results("report").html
     html = open(html_path).read()
     for sid in SECTION_IDS:
         assert f'id="{sid}"' in html
     assert not re.search(r"https?://|(src|href)=[\"']//", html)
-    results = json.loads(open(pipe.results("report")["results_json"]).read())
+    results = json.loads(open(pipe.results("report").results_json).read())
+    assert results["schema_version"] == 2
     assert results["stages"]["extraction"]["n_tokens"] <= 3000
     main = results["stages"]["matching"]["main_pair"]
     assert results["stages"]["matching"]["pairs"][main]["n_pairs"] > 0
@@ -56,6 +57,21 @@ def test_second_run_is_cached_and_force_reruns(small_run):
 
 
 def test_cli_report_rebuilds_from_cache(small_run, capsys):
-    recipe, _ = small_run
+    """`featgeom report OUT` rebuilds the page from the cached stages alone: no stage but the report runs,
+    and results.json holds exactly what each stage recorded."""
+    import os
+    from pathlib import Path
+
+    recipe, pipe = small_run
+    html = Path(pipe.results("report").html)
+    os.utime(html, (0, 0))
     assert cli.main(["report", recipe.output_dir]) == 0
-    assert "report:" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert f"report: {html}" in out
+    for stage in STAGES[:-1]:
+        assert re.search(rf"^  {stage}\s+cached$", out, re.M), stage
+    assert html.stat().st_mtime > 0  # written again
+    results = json.loads((html.parent / "results.json").read_text())
+    for stage in STAGES[:-1]:
+        record = json.loads((Path(recipe.output_dir) / stage / "stage.json").read_text())
+        assert results["stages"][stage] == record["results"], stage

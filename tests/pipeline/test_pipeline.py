@@ -1,15 +1,27 @@
 import copy
+import json
+from dataclasses import dataclass
 
 import pytest
 import yaml
 
 from featgeom_tda.pipeline import STAGES, Pipeline
+from featgeom_tda.pipeline.packaged import packaged_recipe
 from featgeom_tda.pipeline.recipe import recipe_from_dict
-from featgeom_tda.sources.concepts import DATA_RECIPES
+from featgeom_tda.results import StageResult
+
+
+@dataclass
+class FakeResult(StageResult):
+    stage: str
+    threshold: float | None
+
+
+FAKE_TYPES = {s: FakeResult for s in STAGES}
 
 
 def _recipe(**changes):
-    data = yaml.safe_load((DATA_RECIPES / "embedded.yaml").read_text())
+    data = yaml.safe_load(packaged_recipe("embedded").read_text())
     for key, value in changes.items():
         data[key] = value
     return recipe_from_dict(data)
@@ -25,15 +37,15 @@ class CountingStages(dict):
             self[s] = self._make(s)
 
     def _make(self, name):
-        def run(pipe):
+        def run(ctx):
             self.calls[name] += 1
-            return {"stage": name, "threshold": pipe.recipe.matching.threshold}
+            return FakeResult(stage=name, threshold=ctx.recipe.matching.threshold)
 
         return run
 
 
 def _run(recipe, out, fake, force=()):
-    pipe = Pipeline(recipe, out, force=set(force), stage_functions=fake)
+    pipe = Pipeline(recipe, out, force=set(force), stage_functions=fake, result_types=FAKE_TYPES)
     pipe.run()
     return pipe
 
@@ -69,7 +81,7 @@ def test_force_reruns_one_stage_and_keeps_unchanged_dependents(tmp_path):
 def test_interrupted_stage_is_not_reused(tmp_path):
     fake = CountingStages()
 
-    def boom(pipe):
+    def boom(ctx):
         raise RuntimeError("killed")
 
     broken = copy.copy(fake)
@@ -83,4 +95,30 @@ def test_interrupted_stage_is_not_reused(tmp_path):
 
 def test_unknown_force_stage():
     with pytest.raises(ValueError, match=r"force names unknown stage 'bogus'; stages are sources, extraction"):
-        Pipeline(_recipe(), "x", force={"bogus"}, stage_functions=CountingStages())
+        Pipeline(_recipe(), "x", force={"bogus"}, stage_functions=CountingStages(), result_types=FAKE_TYPES)
+
+
+def test_cached_result_comes_back_typed(tmp_path):
+    fake = CountingStages()
+    _run(_recipe(), tmp_path, fake)
+    pipe = _run(_recipe(), tmp_path, fake)
+    assert pipe.results("matching") == FakeResult(stage="matching", threshold=0.3)
+
+
+def test_unreadable_cached_result_reruns_the_stage(tmp_path):
+    fake = CountingStages()
+    _run(_recipe(), tmp_path, fake)
+    record = tmp_path / "geometry" / "stage.json"
+    saved = json.loads(record.read_text())
+    saved["results"] = {"stage": "geometry", "renamed_key": 1}  # a result that no longer fits its dataclass
+    record.write_text(json.dumps(saved))
+    pipe = _run(_recipe(), tmp_path, fake)
+    assert fake.calls["geometry"] == 2 and not pipe.records["geometry"].cached
+    assert fake.calls["topology"] == 1  # the rerun gave the same result, so later stages stay cached
+
+
+def test_stage_returning_the_wrong_type_is_refused(tmp_path):
+    fake = CountingStages()
+    fake["sources"] = lambda ctx: {"stage": "sources"}
+    with pytest.raises(TypeError, match=r"stage 'sources' returned dict; expected FakeResult"):
+        _run(_recipe(), tmp_path, fake)

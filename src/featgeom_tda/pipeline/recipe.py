@@ -118,6 +118,7 @@ class GeometrySpec:
     svcca_variance: float = 0.99
     knn_k: int = 10
     min_concept_features: int = 5
+    subspace_metrics: list[Literal["svcca", "cka", "rsa"]] = field(default_factory=lambda: ["svcca", "cka", "rsa"])
 
     def __post_init__(self) -> None:
         if not self.metrics:
@@ -136,6 +137,7 @@ class TopologySpec:
     maxdim: int = 1
     n_landmarks: int = 600
     projection: Literal["pca", "umap"] = "pca"
+    n_top_tokens: int = 3  # top-activating tokens shown per feature in the Mapper tooltips
 
 
 @dataclass
@@ -143,6 +145,7 @@ class InterpretationSpec:
     n_pairs: int = 10
     n_examples: int = 3
     window: int = 8
+    n_same_token_baseline: int = 200  # random re-pairings behind the same-token score's null
 
 
 @dataclass
@@ -150,6 +153,21 @@ class SteeringSpec:
     enabled: bool = True
     alphas: list[float] = field(default_factory=lambda: [0.0, 0.25, 0.5, 1.0, 2.0])  # units of the mean activation norm
     tasks: list[Literal["pronoun", "month", "number"]] = field(default_factory=lambda: ["pronoun", "month"])
+    pronoun_desired: str = "she"  # the pronoun task steers from its baseline word to its desired word
+    pronoun_baseline: str = "he"
+    month: str = "July"  # the month the month task asks for
+    number: str = "seven"  # the number word the number task asks for
+    n_unrelated_prompts: int = 24  # texts whose next-token distributions measure side effects (KL)
+    unrelated_prompt_tokens: int = 16
+    n_candidates: int = 8  # features by logit attribution that are tried by steering before one is kept
+    n_changed_features: int = 12  # SAE features shown in the before/after figure
+
+    def __post_init__(self) -> None:
+        if not self.alphas:
+            raise RecipeError("steering: 'alphas' must list at least one value")
+        for name in ("n_unrelated_prompts", "unrelated_prompt_tokens", "n_candidates", "n_changed_features"):
+            if getattr(self, name) < 1:
+                raise RecipeError(f"steering: {name} must be >= 1, got {getattr(self, name)}")
 
 
 @dataclass

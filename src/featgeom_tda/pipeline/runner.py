@@ -4,25 +4,31 @@ Stages, in order::
 
     sources -> extraction -> matching -> geometry -> topology -> interpretation -> steering -> report
 
-Each stage writes ``OUT/<stage>/stage.json`` with a fingerprint of its inputs (the recipe sections it reads and
-the results of the stages before it) and its results. A stage whose fingerprint is unchanged is skipped; a
-stage named in ``force`` reruns, and the stages after it rerun only if its results changed.
+Each stage is a module of :mod:`featgeom_tda.pipeline.stages` whose ``run(ctx)`` returns that stage's typed
+result (:mod:`featgeom_tda.results`). The runner writes ``OUT/<stage>/stage.json`` with a fingerprint of the
+stage's inputs (the recipe sections it reads and the results of the stages before it) and the result. A stage
+whose fingerprint is unchanged is reused; a stage named in ``force`` reruns, and the stages after it rerun
+only if its result changed.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Mapping
 
+from featgeom_tda.core._cache import fingerprint
+from featgeom_tda.core.types import json_default
+from featgeom_tda.core.version import __version__
+from featgeom_tda.pipeline.context import RunContext
 from featgeom_tda.pipeline.recipe import Recipe, load_recipe
-from featgeom_tda.core.types import json_default as _json_default
+from featgeom_tda.pipeline.sources import source_options
+from featgeom_tda.results import SCHEMA_VERSION, STAGE_RESULTS, ResultError, StageResult
 
-__all__ = ["RECIPE_COPY", "STAGES", "Pipeline", "StageRecord", "run_recipe", "run_recipe_file"]
+__all__ = ["RECIPE_COPY", "STAGES", "Pipeline", "StageRecord", "run_recipe", "run_recipe_file", "default_stages"]
 
 log = logging.getLogger(__name__)
 
@@ -42,31 +48,44 @@ STAGE_INPUTS: dict[str, tuple[str, ...]] = {
     "report": (),
 }
 
+StageFunction = Callable[[RunContext], StageResult]
+
+
+def default_stages() -> dict[str, StageFunction]:
+    """Stage name -> ``run`` of its module in :mod:`featgeom_tda.pipeline.stages`."""
+    from featgeom_tda.pipeline.stages import (
+        extraction, geometry, interpretation, matching, report, sources, steering, topology,
+    )
+
+    modules = (sources, extraction, matching, geometry, topology, interpretation, steering, report)
+    return {name: module.run for name, module in zip(STAGES, modules)}
+
 
 @dataclass
 class StageRecord:
-    """What one stage did: its fingerprint, results (JSON), time, and whether it came from the cache."""
+    """What one stage did: its fingerprint, typed result, time, and whether it came from the cache."""
 
     name: str
     fingerprint: str
-    results: dict[str, Any]
+    result: StageResult
     seconds: float
     cached: bool
 
     def digest(self) -> str:
-        return _hash(self.results)
+        return fingerprint(_plain(self.result.to_dict()))
 
 
 @dataclass
 class Pipeline:
-    """Runs a :class:`Recipe`'s stages with caching. ``context`` carries in-memory objects between stages."""
+    """Runs a :class:`Recipe`'s stages with caching; ``context`` is the typed state the stages share."""
 
     recipe: Recipe
     out_dir: Path
     force: set[str] = field(default_factory=set)
-    stage_functions: dict[str, Callable[["Pipeline"], dict[str, Any]]] | None = None
+    stage_functions: Mapping[str, StageFunction] | None = None
+    result_types: Mapping[str, type[StageResult]] = field(default_factory=lambda: dict(STAGE_RESULTS))
     records: dict[str, StageRecord] = field(default_factory=dict)
-    context: dict[str, Any] = field(default_factory=dict)
+    context: RunContext = field(init=False)
 
     def __post_init__(self) -> None:
         self.out_dir = Path(self.out_dir)
@@ -74,36 +93,26 @@ class Pipeline:
         if unknown:
             raise ValueError(f"force names unknown stage {sorted(unknown)[0]!r}; stages are {', '.join(STAGES)}")
         if self.stage_functions is None:
-            from featgeom_tda.pipeline.stages import legacy as stages
+            self.stage_functions = default_stages()
+        self.context = RunContext(self.recipe, self.out_dir)
 
-            self.stage_functions = stages.STAGE_FUNCTIONS
-
-    def stage_dir(self, name: str) -> Path:
-        d = self.out_dir / name
-        d.mkdir(parents=True, exist_ok=True)
-        return d
-
-    def results(self, name: str) -> dict[str, Any]:
-        """Results of an earlier stage of this run (from the cache or freshly computed)."""
-        return self.records[name].results
+    def results(self, name: str) -> StageResult:
+        """Typed result of an earlier stage of this run (from the cache or freshly computed)."""
+        return self.records[name].result
 
     def fingerprint(self, name: str) -> str:
         recipe = self.recipe.to_dict()
-        sections = {k: recipe[k] for k in STAGE_INPUTS[name]}
-        upstream = {s: self.records[s].digest() for s in STAGES[: STAGES.index(name)] if s in self.records}
-        from featgeom_tda import __version__
-
+        sections: dict[str, Any] = {k: recipe[k] for k in STAGE_INPUTS[name]}
         if name == "sources":
-            from featgeom_tda.pipeline.stages.legacy import source_options
-
             sections["source_options"] = source_options(self.recipe)
-        return _hash({"stage": name, "sections": sections, "upstream": upstream, "version": __version__})
+        upstream = {s: self.records[s].digest() for s in STAGES[: STAGES.index(name)] if s in self.records}
+        return fingerprint({"stage": name, "sections": sections, "upstream": upstream, "version": __version__,
+                            "schema": SCHEMA_VERSION})
 
     def run(self, *, stop_after: str | None = None) -> dict[str, StageRecord]:
-        """Run every stage in order (or up to ``stop_after``), skipping the cached ones."""
-        from tqdm.auto import tqdm
-
+        """Run every stage in order (or up to ``stop_after``), reusing the cached ones."""
         import yaml
+        from tqdm.auto import tqdm
 
         self.out_dir.mkdir(parents=True, exist_ok=True)
         (self.out_dir / RECIPE_COPY).write_text(yaml.safe_dump(self.recipe.to_dict(), sort_keys=False))
@@ -111,37 +120,56 @@ class Pipeline:
         bar = tqdm(STAGES[: last + 1], desc="pipeline", unit="stage", disable=None)
         for name in bar:
             bar.set_postfix_str(name)
-            self.records[name] = self._run_stage(name)
+            record = self._run_stage(name)
+            self.records[name] = record
+            self.context.stage_results[name] = record.result
+            self.context.stage_seconds[name] = 0.0 if record.cached else record.seconds
         return self.records
+
+    def _cached(self, name: str, fp: str) -> StageRecord | None:
+        path = self.out_dir / name / "stage.json"
+        if name in self.force or not path.exists():
+            return None
+        try:
+            saved = json.loads(path.read_text())
+            if saved.get("fingerprint") != fp or not saved.get("complete"):
+                return None
+            result = self.result_types[name].from_dict(saved["results"], where=f"{path}")
+        except (json.JSONDecodeError, ResultError, KeyError, TypeError) as exc:
+            log.warning("stage %s: cached result at %s is unreadable (%s); running the stage again", name, path, exc)
+            return None
+        log.info("stage %s: unchanged inputs, reusing %s", name, path.parent)
+        return StageRecord(name, fp, result, float(saved.get("seconds", 0.0)), cached=True)
 
     def _run_stage(self, name: str) -> StageRecord:
         fp = self.fingerprint(name)
-        record_path = self.out_dir / name / "stage.json"
-        if name not in self.force and record_path.exists():
-            try:
-                saved = json.loads(record_path.read_text())
-            except json.JSONDecodeError:
-                saved = {}
-            if saved.get("fingerprint") == fp and saved.get("complete"):
-                log.info("stage %s: unchanged inputs, reusing %s", name, record_path.parent)
-                return StageRecord(name, fp, saved["results"], saved.get("seconds", 0.0), cached=True)
+        cached = self._cached(name, fp)
+        if cached is not None:
+            return cached
         log.info("stage %s: running", name)
         start = time.perf_counter()
-        results = self.stage_functions[name](self)
+        result = self.stage_functions[name](self.context)
         seconds = time.perf_counter() - start
-        results = json.loads(json.dumps(results, default=_json_default))
+        if not isinstance(result, self.result_types[name]):
+            raise TypeError(f"stage {name!r} returned {type(result).__name__}; expected {self.result_types[name].__name__}")
+        record_path = self.context.stage_dir(name) / "stage.json"
+        payload = {"fingerprint": fp, "complete": True, "seconds": seconds, "results": _plain(result.to_dict())}
         tmp = record_path.with_suffix(".json.tmp")
-        self.stage_dir(name)
-        tmp.write_text(json.dumps({"fingerprint": fp, "complete": True, "seconds": seconds, "results": results}, indent=1))
-        tmp.replace(record_path)
+        tmp.write_text(json.dumps(payload, indent=1))
+        tmp.replace(record_path)  # a killed run never leaves a half-written record that reads as complete
         log.info("stage %s: done in %.1f s", name, seconds)
-        return StageRecord(name, fp, results, seconds, cached=False)
+        return StageRecord(name, fp, result, seconds, cached=False)
+
+
+def _plain(obj: Any) -> Any:
+    """JSON-plain copy (numpy scalars and arrays to Python)."""
+    return json.loads(json.dumps(obj, default=json_default))
 
 
 def run_recipe(
     recipe: Recipe, *, out_dir: str | Path | None = None, force: list[str] | None = None, stop_after: str | None = None
 ) -> Pipeline:
-    """Run ``recipe`` and return the finished :class:`Pipeline` (its ``records`` hold every stage's results)."""
+    """Run ``recipe`` and return the finished :class:`Pipeline` (its ``records`` hold every stage's result)."""
     pipe = Pipeline(recipe, Path(out_dir or recipe.output_dir), force=set(force or []))
     pipe.run(stop_after=stop_after)
     return pipe
@@ -156,12 +184,7 @@ def run_recipe_file(path: str | Path, *, out_dir: str | Path | None = None, forc
     lines = [f"{recipe.name}: finished in {total:.1f} s"]
     for name, rec in pipe.records.items():
         lines.append(f"  {name:<15} {'cached' if rec.cached else f'{rec.seconds:7.1f} s'}")
-    report = pipe.results("report").get("html") if "report" in pipe.records else None
-    if report:
-        lines.append(f"report: {report}")
+    if "report" in pipe.records:
+        lines.append(f"report: {pipe.results('report').html}")
     print("\n".join(lines))
     return 0
-
-
-def _hash(obj: Any) -> str:
-    return hashlib.sha256(json.dumps(obj, sort_keys=True, default=_json_default).encode()).hexdigest()[:16]

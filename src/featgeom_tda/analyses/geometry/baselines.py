@@ -40,6 +40,7 @@ __all__ = [
     "permutation_test",
     "random_subset_baseline",
     "METRIC_NAMES",
+    "METRIC_LABELS",
     "resolve_metric",
     "check_metric_options",
 ]
@@ -392,6 +393,7 @@ def _check_knn_options(k: Any = 10, metric: Any = "cosine") -> None:
 @dataclass(frozen=True)
 class _MetricSpec:
     name: str
+    label: str  # display name in tables and figures
     func: Callable[..., float]
     fast: Callable[..., Scorer] | None
     check: Callable[..., None] | None = None
@@ -400,16 +402,17 @@ class _MetricSpec:
 _REGISTRY: dict[str, _MetricSpec] = {
     spec.name: spec
     for spec in (
-        _MetricSpec("svcca", sim.svcca, _fast_svcca, _check_svcca_options),
-        _MetricSpec("cka", sim.linear_cka, _fast_cka, _check_cka_options),
-        _MetricSpec("rsa", sim.rsa, _fast_rsa, _check_rsa_options),
-        _MetricSpec("procrustes", sim.procrustes, _fast_procrustes, lambda: None),
-        _MetricSpec("knn_jaccard", sim.knn_jaccard, _fast_knn_jaccard, _check_knn_options),
-        _MetricSpec("mutual_knn", sim.mutual_knn, _fast_mutual_knn, _check_knn_options),
+        _MetricSpec("svcca", "SVCCA", sim.svcca, _fast_svcca, _check_svcca_options),
+        _MetricSpec("cka", "linear CKA", sim.linear_cka, _fast_cka, _check_cka_options),
+        _MetricSpec("rsa", "RSA (Spearman)", sim.rsa, _fast_rsa, _check_rsa_options),
+        _MetricSpec("procrustes", "Procrustes", sim.procrustes, _fast_procrustes, lambda: None),
+        _MetricSpec("knn_jaccard", "kNN Jaccard", sim.knn_jaccard, _fast_knn_jaccard, _check_knn_options),
+        _MetricSpec("mutual_knn", "mutual kNN", sim.mutual_knn, _fast_mutual_knn, _check_knn_options),
     )
 }
 _ALIASES = {"linear_cka": "cka"}
 METRIC_NAMES = tuple(_REGISTRY)
+METRIC_LABELS: dict[str, str] = {name: spec.label for name, spec in _REGISTRY.items()}  # the one table of display names
 
 
 def resolve_metric(metric: Any) -> tuple[str, Callable[..., float]]:
@@ -429,7 +432,8 @@ def _resolve(metric: Any) -> _MetricSpec:
         for spec in _REGISTRY.values():
             if spec.func is metric:
                 return spec
-        return _MetricSpec(getattr(metric, "__name__", type(metric).__name__), metric, None)
+        name = getattr(metric, "__name__", type(metric).__name__)
+        return _MetricSpec(name, name, metric, None)
     raise ValueError(f"metric must be a metric name or a callable f(X, Y) -> float; got {type(metric).__name__}")
 
 

@@ -1,0 +1,108 @@
+"""The typed run context: what the stages of one run share, each piece loaded on first use.
+
+A stage asks the context for what it needs (``ctx.sources``, ``ctx.activations()``, ``ctx.dataset()``,
+``ctx.matchings()``); each is built or read from the earlier stages' outputs on disk the first time, so any
+stage can run after its predecessors came from the cache.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from featgeom_tda.pipeline.layers import Layer, layer_pairs, layers_of, pair_key
+from featgeom_tda.pipeline.recipe import Recipe
+from featgeom_tda.pipeline.sources import Sources, build_sources
+from featgeom_tda.results import StageResult
+
+__all__ = ["RunContext"]
+
+
+@dataclass
+class RunContext:
+    """Recipe, output directory, and the lazily loaded sources, token rows, activations and matchings."""
+
+    recipe: Recipe
+    out_dir: Path
+    stage_results: dict[str, StageResult] = field(default_factory=dict)  # of the stages run so far
+    stage_seconds: dict[str, float] = field(default_factory=dict)
+    _sources: Sources | None = field(default=None, repr=False)
+    _dataset: Any = field(default=None, repr=False)
+    _activations: dict[str, Any] | None = field(default=None, repr=False)
+    _matchings: dict[str, Any] | None = field(default=None, repr=False)
+    _token_strings: list[str] | None = field(default=None, repr=False)
+
+    def stage_dir(self, name: str) -> Path:
+        d = Path(self.out_dir) / name
+        d.mkdir(parents=True, exist_ok=True)
+        return d
+
+    @property
+    def sources(self) -> Sources:
+        if self._sources is None:
+            self._sources = build_sources(self.recipe)
+        return self._sources
+
+    @property
+    def stores_dir(self) -> Path:
+        return Path(self.out_dir) / "extraction" / "stores"
+
+    @property
+    def tokens_dir(self) -> Path:
+        return Path(self.out_dir) / "extraction" / "tokens"
+
+    def dataset(self) -> Any:
+        """The TokenizedDataset both models read (saved by the extraction stage)."""
+        if self._dataset is None:
+            from featgeom_tda.extraction.activations import TokenizedDataset
+
+            self._dataset = TokenizedDataset.load(self.tokens_dir)
+        return self._dataset
+
+    def activations(self) -> dict[str, Any]:
+        """FeatureActivations per layer key, read from the extraction stores."""
+        if self._activations is None:
+            from featgeom_tda.extraction.activations import load_activations
+
+            self._activations = {
+                layer.key: load_activations(self.stores_dir, layer.key)
+                for side in (0, 1) for layer in layers_of(self.recipe, side)
+            }
+        return self._activations
+
+    def matchings(self) -> dict[str, Any]:
+        """FeatureMatching per pair key, read from the matching stage's directory."""
+        if self._matchings is None:
+            from featgeom_tda.core.types import FeatureMatching
+
+            root = Path(self.out_dir) / "matching"
+            self._matchings = {
+                pair_key(a, b): FeatureMatching.load(root / pair_key(a, b)) for a, b in layer_pairs(self.recipe)
+            }
+        return self._matchings
+
+    def set_matchings(self, matchings: dict[str, Any]) -> None:
+        self._matchings = matchings
+
+    def forget_activations(self) -> None:
+        self._activations = None
+        self._dataset = None
+
+    def token_strings(self) -> list[str]:
+        """Token id -> string of the shared tokenizer."""
+        if self._token_strings is None:
+            vocab = self.sources.tokenizer.get_vocab()
+            strings = [""] * (max(vocab.values()) + 1)
+            for s, i in vocab.items():
+                strings[i] = s
+            self._token_strings = strings
+        return self._token_strings
+
+    def decoder_rows(self, layer: Layer) -> np.ndarray:
+        """(n_features, d_model) decoder directions of the layer's SAE."""
+        from featgeom_tda.sources.weights import decoder_weights
+
+        return decoder_weights(self.sources.saes[layer.key]).weights

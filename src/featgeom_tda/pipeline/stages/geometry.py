@@ -1,0 +1,131 @@
+"""Stage ``geometry``: similarity of paired decoder rows per layer pair (with nulls), concept subspaces, spectra."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from featgeom_tda.pipeline.context import RunContext
+from featgeom_tda.pipeline.layers import Layer, layer_pairs, layers_of, main_pair, pair_key
+from featgeom_tda.pipeline.recipe import GeometrySpec
+from featgeom_tda.results import GeometryResult, MetricScore, PairGeometry, SpectraResult, SpectrumRow
+
+MIN_PAIRS = 10  # fewer matched pairs than this: the metrics are not computed
+
+
+def run(ctx: RunContext) -> GeometryResult:
+    out = ctx.stage_dir("geometry")
+    grid = {pair_key(a, b): _pair_geometry(ctx, a, b) for a, b in layer_pairs(ctx.recipe)}
+    return GeometryResult(
+        grid=grid, heatmaps=_heatmaps(ctx, grid, out), subspaces=_concept_subspaces(ctx), spectra=_spectra(ctx, out)
+    )
+
+
+def metric_options(metric: str, spec: GeometrySpec) -> dict[str, Any]:
+    """The recipe's options for one metric."""
+    if metric == "svcca":
+        return {"variance": spec.svcca_variance}
+    if metric in ("knn_jaccard", "mutual_knn"):
+        return {"k": spec.knn_k}
+    if metric == "rsa":
+        # cosine dissimilarities are invariant to rotations of decoder space; correlation ones are not
+        return {"rdm": "cosine"}
+    return {}
+
+
+def _pair_geometry(ctx: RunContext, a: Layer, b: Layer) -> PairGeometry:
+    from featgeom_tda.analyses.geometry import permutation_test, random_subset_baseline, svcca_result
+
+    spec, seed = ctx.recipe.geometry, ctx.recipe.seed
+    m = ctx.matchings()[pair_key(a, b)]
+    if len(m) < MIN_PAIRS:
+        return PairGeometry(a=a.key, b=b.key, n_pairs=len(m), skipped=f"fewer than {MIN_PAIRS} matched pairs")
+    wa, wb = ctx.decoder_rows(a), ctx.decoder_rows(b)
+    X, Y = wa[m.index_a], wb[m.index_b]
+    scores = {}
+    for metric in spec.metrics:
+        kwargs = metric_options(metric, spec)
+        res = permutation_test(metric, X, Y, n_permutations=spec.n_permutations, seed=seed, **kwargs)
+        sub = random_subset_baseline(metric, wa, wb, len(m), n_draws=spec.n_subset_draws, seed=seed, **kwargs)
+        scores[metric] = MetricScore(
+            score=res.score, null_mean=res.null_mean, null_std=res.null_std, p_value=res.p_value,
+            subset_mean=float(np.mean(sub.scores)), subset_std=float(np.std(sub.scores)),
+        )
+    full = svcca_result(X, Y, variance=spec.svcca_variance)
+    return PairGeometry(
+        a=a.key, b=b.key, n_pairs=len(m), metrics=scores,
+        svcca_single_component=svcca_result(X, Y, n_components=1).score,
+        svcca_components=[full.n_components_x, full.n_components_y],
+    )
+
+
+def _heatmaps(ctx: RunContext, grid: dict[str, PairGeometry], out: Path) -> dict[str, str]:
+    from featgeom_tda.analyses.geometry.baselines import METRIC_LABELS
+    from featgeom_tda.viz.geometry import plot_metric_heatmap
+
+    la, lb = layers_of(ctx.recipe, 0), layers_of(ctx.recipe, 1)
+    paths = {}
+    for metric in ctx.recipe.geometry.metrics:
+        score = np.full((len(la), len(lb)), np.nan)
+        null = np.full_like(score, np.nan)
+        for i, a in enumerate(la):
+            for j, b in enumerate(lb):
+                entry = grid[pair_key(a, b)].metrics.get(metric)
+                if entry is not None:
+                    score[i, j], null[i, j] = entry.score, entry.null_mean
+        path = out / f"heatmap_{metric}.png"
+        plot_metric_heatmap(
+            score, null, path, metric_label=METRIC_LABELS[metric],
+            row_labels=[a.hook.replace(".hook_", "\n") for a in la], col_labels=[b.hook.replace(".hook_", "\n") for b in lb],
+            row_title=ctx.recipe.models[0].name, col_title=ctx.recipe.models[1].name,
+        )
+        paths[metric] = str(path)
+    return paths
+
+
+def _concept_subspaces(ctx: RunContext) -> list[dict[str, Any]]:
+    from featgeom_tda.analyses.geometry import compare_concept_subspaces
+    from featgeom_tda.analyses.interpret import concept_labels
+    from featgeom_tda.sources.concepts import load_concept_groups
+
+    acts, spec = ctx.activations(), ctx.recipe.geometry
+    a, b = main_pair(ctx.recipe)
+    groups = load_concept_groups()
+    results = compare_concept_subspaces(
+        ctx.decoder_rows(a), ctx.decoder_rows(b),
+        concept_labels(acts[a.key], ctx.token_strings(), groups), concept_labels(acts[b.key], ctx.token_strings(), groups),
+        metrics=tuple(m for m in spec.subspace_metrics if m in spec.metrics) or (spec.subspace_metrics[0],),
+        min_features=spec.min_concept_features, n_permutations=spec.n_permutations, seed=ctx.recipe.seed,
+        matching=ctx.matchings()[pair_key(a, b)],
+    )
+    return [r.to_dict() for r in results]
+
+
+def _spectra(ctx: RunContext, out: Path) -> SpectraResult:
+    from featgeom_tda.analyses.geometry import random_spectrum, spectrum, spectrum_distance
+    from featgeom_tda.sources.weights import mlp_out_weights
+    from featgeom_tda.viz.spectra import plot_spectra
+
+    seed = ctx.recipe.seed
+    spectra = {f"SAE decoder {layer.label}": spectrum(ctx.decoder_rows(layer))
+               for side in (0, 1) for layer in layers_of(ctx.recipe, side)}
+    for name, model in ctx.sources.models.items():
+        if not getattr(model.cfg, "attn_only", False):
+            for layer in range(int(model.cfg.n_layers)):
+                spectra[f"MLP out {name} L{layer}"] = spectrum(mlp_out_weights(model, layer).weights)
+    rows = []
+    for label, s in spectra.items():
+        rand = random_spectrum(s.shape, seed=seed)
+        rows.append(SpectrumRow(
+            matrix=label, shape=list(s.shape), effective_rank=s.effective_rank, random_effective_rank=rand.effective_rank,
+            tail_slope=s.slope, random_tail_slope=rand.slope, distance_to_random=spectrum_distance(s, rand),
+        ))
+    a, b = main_pair(ctx.recipe)
+    between = spectrum_distance(spectra[f"SAE decoder {a.label}"], spectra[f"SAE decoder {b.label}"])
+    path = out / "spectra.png"
+    shapes = sorted({tuple(s.shape) for s in spectra.values()})
+    baselines = {f"Gaussian random {r}x{c}": random_spectrum((r, c), seed=seed) for r, c in shapes}
+    plot_spectra({**spectra, **baselines}, path)
+    return SpectraResult(rows=rows, decoder_distance_main_pair=between, plot=str(path))

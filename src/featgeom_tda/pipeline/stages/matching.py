@@ -1,0 +1,39 @@
+"""Stage ``matching``: pair the features of every layer pair by activation correlation."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from featgeom_tda.pipeline.context import RunContext
+from featgeom_tda.pipeline.layers import layer_pairs, main_pair, pair_key
+from featgeom_tda.results import MatchingResult, PairMatching
+
+
+def run(ctx: RunContext) -> MatchingResult:
+    from featgeom_tda.analyses.matching import match_features
+    from featgeom_tda.viz.matching import plot_correlation_histogram
+
+    acts, spec = ctx.activations(), ctx.recipe.matching
+    out = ctx.stage_dir("matching")
+    pairs, matchings = {}, {}
+    for a, b in layer_pairs(ctx.recipe):
+        m = match_features(
+            acts[a.key], acts[b.key], mode=spec.mode, threshold=spec.threshold, top_k=spec.top_k,
+            exclude_tokens="punctuation" if spec.exclude_punctuation else None, token_strings=ctx.token_strings(),
+            require_same_token=spec.require_same_token,
+        )
+        key = pair_key(a, b)
+        m.save(out / key)
+        matchings[key] = m
+        corr = m.correlation.astype(np.float64)
+        pairs[key] = PairMatching(
+            a=a.key, b=b.key, n_pairs=len(m), n_features_a=acts[a.key].n_features, n_features_b=acts[b.key].n_features,
+            mean_correlation=float(corr.mean()) if len(m) else None,
+            median_correlation=float(np.median(corr)) if len(m) else None, filtered=dict(m.filtered),
+        )
+    ctx.set_matchings(matchings)
+    a, b = main_pair(ctx.recipe)
+    fig = out / "correlation_histogram.png"
+    plot_correlation_histogram(matchings[pair_key(a, b)].correlation, fig,
+                               title=f"matched-pair correlation, {a.label} vs {b.label}")
+    return MatchingResult(pairs=pairs, main_pair=pair_key(a, b), histogram=str(fig))

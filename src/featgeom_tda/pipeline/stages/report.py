@@ -1,0 +1,15 @@
+"""Stage ``report``: render every earlier stage's typed result as HTML, results.json and CSV tables."""
+
+from __future__ import annotations
+
+from featgeom_tda.pipeline.context import RunContext
+from featgeom_tda.results import ReportResult
+
+
+def run(ctx: RunContext) -> ReportResult:
+    from featgeom_tda.report.comparison import write_comparison_report
+
+    return write_comparison_report(
+        ctx.stage_dir("report"), recipe=ctx.recipe.to_dict(), results=ctx.stage_results,
+        stage_seconds=ctx.stage_seconds,
+    )

@@ -1,0 +1,241 @@
+"""One builder a report section, each reading one stage's typed result by attribute."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from featgeom_tda.analyses.geometry.baselines import METRIC_LABELS
+from featgeom_tda.report.html import Figure, Section, Table
+from featgeom_tda.results import (
+    ExtractionResult,
+    GeometryResult,
+    InterpretationResult,
+    MatchingResult,
+    SourcesResult,
+    SteeringResult,
+    TopologyResult,
+)
+
+__all__ = [
+    "models_section", "matching_section", "similarity_section", "pairs_section", "subspaces_section",
+    "spectra_section", "mapper_section", "persistence_section", "projection_section", "steering_section",
+]
+
+
+def _label(metric: str) -> str:
+    return METRIC_LABELS.get(metric, metric)
+
+
+def _fig(path: Any, caption: str) -> list[Figure]:
+    return [Figure(caption, path)] if path and Path(path).exists() else []
+
+
+def _topology_file(name: str) -> str:
+    """A file of the topology stage, relative to the report directory."""
+    return f"../topology/{name}"
+
+
+def models_section(src: SourcesResult, ext: ExtractionResult) -> Section:
+    model_rows = [[name, m.n_layers, m.d_model, m.n_params, m.final_loss, m.unigram_entropy] for name, m in src.models.items()]
+    sae_rows = []
+    for key, s in src.saes.items():
+        on_data = ext.layers.get(key)
+        sae_rows.append([s.model, s.hook, s.kind, s.width, s.fvu, s.l0, s.dead_fraction,
+                         on_data.mean_l0 if on_data else None, on_data.dead_on_data if on_data else None])
+    return Section(
+        "models",
+        "Models and SAEs compared",
+        intro=(f"Both models read the same {ext.n_tokens} token rows from {ext.n_docs} documents "
+               "(tokenized once; padding never counted; BOS dropped)."),
+        tables=[
+            Table("Models (loss in nats per token; the unigram entropy is the loss of a model that ignores context)",
+                  ["model", "layers", "d_model", "parameters", "final loss", "unigram entropy"], model_rows, csv_name="models.csv"),
+            Table("SAEs: FVU = fraction of variance unexplained; L0 = active features per token; dead = never firing",
+                  ["model", "hook", "kind", "width", "FVU", "L0", "dead fraction", "L0 on compared tokens", "dead on compared tokens"],
+                  sae_rows, csv_name="saes.csv"),
+        ],
+    )
+
+
+def matching_section(match: MatchingResult) -> Section:
+    rows = []
+    for p in match.pairs.values():
+        filtered = ", ".join(f"{k}: {v}" for k, v in p.filtered.items())
+        rows.append([p.a, p.b, p.n_features_a, p.n_features_b, p.n_pairs, p.mean_correlation, p.median_correlation, filtered])
+    columns = ["layer A", "layer B", "features A", "features B", "pairs", "mean corr", "median corr", "removed (reason: count)"]
+    return Section(
+        "matching",
+        "Feature matching",
+        intro="Features paired by the Pearson correlation of their activations over the shared token rows; "
+        "dead features are never matched, and every filter records how many pairs it removed.",
+        tables=[Table("Matchings per layer pair", columns, rows, csv_name="matching.csv")],
+        figures=_fig(match.histogram, "Correlations of matched pairs (main layer pair)"),
+    )
+
+
+def similarity_section(geo: GeometryResult) -> Section:
+    rows = []
+    for entry in geo.grid.values():
+        if entry.skipped:
+            rows.append([entry.a, entry.b, entry.n_pairs, entry.skipped, None, None, None, None, None])
+            continue
+        for metric, s in entry.metrics.items():
+            rows.append([entry.a, entry.b, entry.n_pairs, _label(metric), s.score, s.null_mean, s.null_std, s.p_value, s.subset_mean])
+        rows.append([entry.a, entry.b, entry.n_pairs, "SVCCA, 1 component (as the original code computed it)",
+                     entry.svcca_single_component, None, None, None, None])
+    figures = [Figure(f"{_label(m)} per layer pair: matched pairs vs random pairing", p)
+               for m, p in geo.heatmaps.items() if Path(p).exists()]
+    columns = ["layer A", "layer B", "pairs", "metric", "score", "null mean", "null std", "p-value", "random-subset mean"]
+    return Section(
+        "similarity",
+        "Similarity of the paired decoder spaces",
+        intro="Decoder rows of matched features compared with each metric. Null: the same metric with B's rows "
+        "randomly re-paired (seeded permutations); p = (1 + #null >= score) / (1 + permutations). Subset baseline: "
+        "randomly drawn, unmatched feature subsets of the same size.",
+        tables=[Table("Scores with baselines", columns, rows, csv_name="similarity.csv")],
+        figures=figures,
+        notes=["SVCCA keeps, in each space, the fewest components whose cumulative explained-variance fraction reaches the recipe's "
+               "svcca_variance. The single-component value is shown only for comparison with published numbers that kept one component by mistake."],
+    )
+
+
+def pairs_section(interp: InterpretationResult) -> Section:
+    entry = interp.pairs.get(interp.main_pair)
+    rows = []
+    for p in entry.top_pairs if entry else []:
+        ctx_a = " | ".join(e.context for e in p.examples_a)
+        ctx_b = " | ".join(e.context for e in p.examples_b)
+        rows.append([p.feature_a, p.feature_b, p.correlation, p.concept_a or "", p.concept_b or "", ctx_a, ctx_b])
+    score_rows = [[key, e.same_token["n_pairs"], e.same_token["score"], e.same_token["baseline_mean"],
+                   e.same_token["baseline_std"], e.same_token["p_value"]]
+                  for key, e in interp.pairs.items() if e.same_token]
+    notes = []
+    if entry is not None and entry.concept_agreement is not None:
+        agree = entry.concept_agreement
+        notes.append(f"Of {agree.pairs_with_a_concept} matched pairs where either feature carries a concept label, "
+                     f"{agree.same_concept} carry the same concept on both sides.")
+    return Section(
+        "pairs",
+        "Top matched pairs and their examples",
+        intro="The best-correlated pairs of the main layer pair with their top-activating examples (the firing token in [[ ]]).",
+        tables=[
+            Table("Top pairs", ["feature A", "feature B", "correlation", "concept A", "concept B", "examples A", "examples B"],
+                  rows, csv_name="top_pairs.csv"),
+            Table("Same-token score: fraction of pairs whose top-activating token sets overlap, vs randomly re-paired features",
+                  ["layer pair", "pairs", "score", "baseline mean", "baseline std", "p-value"], score_rows, csv_name="same_token.csv"),
+        ],
+        notes=notes,
+    )
+
+
+def subspaces_section(geo: GeometryResult) -> Section:
+    rows = []
+    for s in geo.subspaces:
+        sizes = [s["concept"], s["n_features_a"], s["n_features_b"], s["n_pairs"]]
+        if s["skipped"]:
+            rows.append(sizes + ["skipped: " + str(s["skipped"]), None, None, None])
+            continue
+        for metric, score in s["scores"].items():
+            rows.append(sizes + [_label(metric), score, s["null_means"].get(metric), s["p_values"].get(metric)])
+    columns = ["concept", "features A", "features B", "pairs", "metric", "score", "null mean", "p-value"]
+    return Section(
+        "subspaces",
+        "Semantic subspaces",
+        intro="Features labelled with a concept group (their top-activating token is in the group) in each model, compared per concept.",
+        tables=[Table("Concept subspaces", columns, rows, csv_name="subspaces.csv")],
+    )
+
+
+def spectra_section(geo: GeometryResult) -> Section:
+    spec = geo.spectra
+    rows = [[r.matrix, "x".join(map(str, r.shape)), r.effective_rank, r.random_effective_rank, r.tail_slope,
+             r.random_tail_slope, r.distance_to_random] for r in spec.rows]
+    notes = []
+    if spec.decoder_distance_main_pair is not None:
+        notes.append(f"Distance between the two main SAE decoder spectra: {spec.decoder_distance_main_pair:.4f}.")
+    columns = ["matrix", "shape", "effective rank", "random eff. rank", "tail slope", "random tail slope", "distance to random"]
+    return Section(
+        "spectra",
+        "SVD spectra of SAE and LLM weights",
+        intro="Singular values of SAE decoders and MLP output matrices, against Gaussian random matrices of the same shape.",
+        tables=[Table("Spectra", columns, rows, csv_name="spectra.csv")],
+        figures=_fig(spec.plot, "Normalised singular-value spectra (dashed: Gaussian baselines)"),
+        notes=notes,
+    )
+
+
+def mapper_section(topo: TopologyResult) -> Section:
+    mapper = topo.mapper
+    if mapper is None:
+        return Section("mapper", "Mapper graphs", notes=["Mapper was switched off in the recipe."])
+    keys = ["n_nodes", "n_edges", "n_components", "betti_1", "nerve_betti_1", "coverage"]
+    rows = [[side.layer] + [side.statistics[k] for k in keys]
+            + [side.statistics["node_size"]["mean"], side.statistics["degree"]["mean"]] for side in (mapper.a, mapper.b)]
+    comp_rows = []
+    for rel in ("same", "adjacent"):
+        r = mapper.comparison[rel]
+        comp_rows.append([rel, r["n_a_pairs"], r["observed"], r["null_mean"], r["null_std"], r["lift"], r["p_value"]])
+    links = [(f"Mapper graph of {side.layer} (self-contained HTML)", _topology_file(side.html)) for side in (mapper.a, mapper.b)]
+    return Section(
+        "mapper",
+        "Mapper graphs of decoder rows",
+        intro="Mapper (kmapper) over SAE decoder rows; nodes are clusters of features, annotated with top tokens, concepts and matched partners.",
+        tables=[Table("Graph statistics (first Betti number of the graph = edges - nodes + components; of the nerve, with triangles filled)",
+                      ["layer", "nodes", "edges", "components", "Betti 1 (graph)", "Betti 1 (nerve)", "coverage", "mean node size", "mean degree"],
+                      rows, csv_name="mapper.csv"),
+                Table("Do matched features sit together in both graphs? For pairs of A features in the same (or adjacent) node, the fraction whose partners are too, vs random pairing",
+                      ["relation", "A feature pairs", "observed", "null mean", "null std", "lift", "p-value"], comp_rows, csv_name="mapper_comparison.csv")],
+        links=links,
+    )
+
+
+def persistence_section(topo: TopologyResult) -> Section:
+    ph = topo.persistence
+    if ph is None:
+        return Section("persistence", "Persistent homology", notes=["Persistent homology was switched off in the recipe."])
+    rows = [[name, dim, s["n_bars"], s["total_persistence"], s["max_persistence"], s["persistence_entropy"]]
+            for name, summ in ph.summaries.items() for dim, s in summ.items()]
+    drows = [[k, v["a_vs_b"], v["a_vs_gaussian"], v["b_vs_gaussian"], v["gaussian_a_vs_gaussian_b"]] for k, v in ph.distances.items()]
+    engines = ", ".join(sorted({r.engine for r in ph.runs.values()})) or "not recorded"
+    return Section(
+        "persistence",
+        "Persistent homology of decoder rows",
+        intro=("Vietoris-Rips persistence of unit-normalised decoder rows under cosine distance, on max-min landmarks; "
+               f"baselines are Gaussian clouds of equal size and spectrum. Engine: {engines}."),
+        tables=[Table("Diagram summaries", ["cloud", "dimension", "bars", "total persistence", "max persistence", "entropy"], rows, csv_name="persistence.csv"),
+                Table("Diagram distances", ["distance", "A vs B", "A vs Gaussian", "B vs Gaussian", "Gaussian A vs Gaussian B"], drows, csv_name="diagram_distances.csv")],
+        figures=_fig(ph.plot, "Persistence diagrams"),
+    )
+
+
+def projection_section(topo: TopologyResult) -> Section:
+    proj = topo.projection
+    return Section(
+        "projection",
+        f"{proj.method.upper()} views of the two models",
+        intro="Decoder rows of both models side by side, matched pairs highlighted and linked.",
+        figures=_fig(proj.png, "Side-by-side projection with matched pairs"),
+        links=[("Interactive projection (HTML)", _topology_file(proj.html))],
+    )
+
+
+def steering_section(st: SteeringResult) -> Section:
+    if st.skipped:
+        return Section("steering", "Steering", notes=[st.skipped])
+    columns = ["alpha (x mean activation norm)", "success rate A", "success rate B (partner)", "success rate B (random feature)",
+               "KL side effects A", "KL side effects B"]
+    tables = [
+        Table(f"Task {task.name}: desired '{task.desired}'; feature {task.feature_a} in A, its partner {task.feature_b} in B",
+              columns, [[r.alpha, r.success_rate_a, r.success_rate_b, r.success_rate_b_random_feature, r.kl_a, r.kl_b] for r in task.rows],
+              csv_name=f"steering_{task.name}.csv")
+        for task in st.tasks
+    ]
+    return Section(
+        "steering",
+        "Steering with SAE features, and transfer across models",
+        intro="Success rate = fraction of prompts whose top next-token prediction becomes the desired token; side effects = mean KL divergence on unrelated prompts.",
+        tables=tables,
+        figures=[Figure(f, p) for f, p in st.figures.items() if Path(p).exists()],
+        notes=list(st.notes),
+    )

@@ -1,0 +1,369 @@
+"""Typed results of the pipeline's stages: one dataclass a stage, shared by the pipeline and the report.
+
+Each stage returns one of these; the runner stores ``to_dict()`` in ``OUT/<stage>/stage.json`` and rebuilds
+the object with ``from_dict`` when the stage is reused from its cache. ``from_dict`` refuses unknown and
+missing keys, so a renamed field fails loudly instead of blanking a report section. Values that an analysis
+module returns as its own JSON (Mapper statistics, diagram summaries, subspace results) are kept as dicts.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import types
+import typing
+from dataclasses import dataclass, field
+from typing import Any, TypeVar, get_args, get_origin
+
+__all__ = [
+    "SCHEMA_VERSION",
+    "ResultError",
+    "StageResult",
+    "ModelInfo",
+    "SAEInfo",
+    "SourcesResult",
+    "LayerActivations",
+    "ExtractionResult",
+    "PairMatching",
+    "MatchingResult",
+    "MetricScore",
+    "PairGeometry",
+    "SpectrumRow",
+    "SpectraResult",
+    "GeometryResult",
+    "MapperSide",
+    "MapperResult",
+    "PersistenceRun",
+    "PersistenceResult",
+    "ProjectionResult",
+    "TopologyResult",
+    "ExampleContext",
+    "TopPair",
+    "ConceptAgreement",
+    "PairInterpretation",
+    "InterpretationResult",
+    "SteeringRow",
+    "SteeringTaskResult",
+    "SteeringResult",
+    "ReportResult",
+    "STAGE_RESULTS",
+]
+
+SCHEMA_VERSION = 2  # of results.json; 1 was the untyped layout
+
+T = TypeVar("T", bound="StageResult")
+
+
+class ResultError(ValueError):
+    """A stored result that does not fit its dataclass (unknown, missing or mistyped key)."""
+
+
+class StageResult:
+    """Base of every result dataclass: ``to_dict`` / ``from_dict`` with strict keys."""
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)  # type: ignore[call-overload]
+
+    @classmethod
+    def from_dict(cls: type[T], data: Any, *, where: str | None = None) -> T:
+        return _build(cls, data, where or cls.__name__)
+
+
+def _build(cls: type, data: Any, where: str) -> Any:
+    if not isinstance(data, dict):
+        raise ResultError(f"{where}: expected a mapping for {cls.__name__}, got {type(data).__name__}")
+    hints = typing.get_type_hints(cls)
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    unknown = sorted(set(data) - set(fields))
+    if unknown:
+        raise ResultError(f"{where}: unknown key {unknown[0]!r}; {cls.__name__} has {', '.join(fields)}")
+    missing = [
+        n for n, f in fields.items()
+        if n not in data and f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
+    ]
+    if missing:
+        raise ResultError(f"{where}: missing key {missing[0]!r} of {cls.__name__}")
+    return cls(**{k: _convert(hints[k], v, f"{where}.{k}") for k, v in data.items()})
+
+
+def _convert(tp: Any, value: Any, where: str) -> Any:
+    origin, args = get_origin(tp), get_args(tp)
+    if origin in (typing.Union, types.UnionType):
+        if value is None and type(None) in args:
+            return None
+        return _convert(next(a for a in args if a is not type(None)), value, where)
+    if dataclasses.is_dataclass(tp):
+        return _build(tp, value, where)
+    if origin is list:
+        if not isinstance(value, list):
+            raise ResultError(f"{where}: expected a list, got {type(value).__name__}")
+        return [_convert(args[0], v, f"{where}[{i}]") for i, v in enumerate(value)]
+    if origin is dict:
+        if not isinstance(value, dict):
+            raise ResultError(f"{where}: expected a mapping, got {type(value).__name__}")
+        return {k: _convert(args[1], v, f"{where}.{k}") for k, v in value.items()}
+    return value
+
+
+# --------------------------------------------------------------------------------------------- sources
+@dataclass
+class ModelInfo(StageResult):
+    """Size of a compared model and, for the embedded default, its training outcome (nats per token)."""
+
+    n_layers: int
+    d_model: int
+    d_mlp: int | None
+    n_params: int
+    source: str = "embedded"
+    final_loss: float | None = None
+    unigram_entropy: float | None = None
+    train_steps: int | None = None
+
+
+@dataclass
+class SAEInfo(StageResult):
+    """The SAE of one (model, hook): where it came from, width, FVU, L0, dead fraction; ``training`` the rest."""
+
+    model: str
+    hook: str
+    kind: str
+    width: int
+    fvu: float | None = None
+    l0: float | None = None
+    dead_fraction: float | None = None
+    training: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class SourcesResult(StageResult):
+    models: dict[str, ModelInfo]
+    saes: dict[str, SAEInfo]  # by layer key "<model>__<hook>"
+    n_texts: int
+
+
+# ------------------------------------------------------------------------------------------ extraction
+@dataclass
+class LayerActivations(StageResult):
+    n_tokens: int
+    n_features: int
+    mean_l0: float
+    dead_on_data: float  # fraction of features that never fire on the compared tokens
+    store: str
+
+
+@dataclass
+class ExtractionResult(StageResult):
+    n_docs: int
+    n_tokens: int
+    layers: dict[str, LayerActivations]
+
+
+# -------------------------------------------------------------------------------------------- matching
+@dataclass
+class PairMatching(StageResult):
+    a: str
+    b: str
+    n_pairs: int
+    n_features_a: int
+    n_features_b: int
+    mean_correlation: float | None
+    median_correlation: float | None
+    filtered: dict[str, int]  # reason -> features or pairs removed
+
+
+@dataclass
+class MatchingResult(StageResult):
+    pairs: dict[str, PairMatching]  # by pair key "<layer A>--<layer B>"
+    main_pair: str
+    histogram: str
+
+
+# -------------------------------------------------------------------------------------------- geometry
+@dataclass
+class MetricScore(StageResult):
+    """A metric on matched pairs beside its random-pairing null (p = (k+1)/(n+1)) and a random-subset baseline."""
+
+    score: float
+    null_mean: float | None = None
+    null_std: float | None = None
+    p_value: float | None = None
+    subset_mean: float | None = None
+    subset_std: float | None = None
+
+
+@dataclass
+class PairGeometry(StageResult):
+    a: str
+    b: str
+    n_pairs: int
+    metrics: dict[str, MetricScore] = field(default_factory=dict)
+    svcca_single_component: float | None = None  # the single-component SVCCA, for published comparisons
+    svcca_components: list[int] = field(default_factory=list)
+    skipped: str | None = None
+
+
+@dataclass
+class SpectrumRow(StageResult):
+    matrix: str
+    shape: list[int]
+    effective_rank: float
+    random_effective_rank: float
+    tail_slope: float
+    random_tail_slope: float
+    distance_to_random: float
+
+
+@dataclass
+class SpectraResult(StageResult):
+    rows: list[SpectrumRow]
+    decoder_distance_main_pair: float | None
+    plot: str
+
+
+@dataclass
+class GeometryResult(StageResult):
+    grid: dict[str, PairGeometry]
+    heatmaps: dict[str, str]  # metric -> PNG
+    subspaces: list[dict[str, Any]]  # SubspaceResult.to_dict() per concept
+    spectra: SpectraResult
+
+
+# -------------------------------------------------------------------------------------------- topology
+@dataclass
+class MapperSide(StageResult):
+    layer: str
+    html: str  # file name inside the topology stage directory
+    statistics: dict[str, Any]  # MapperGraph.statistics()
+
+
+@dataclass
+class MapperResult(StageResult):
+    a: MapperSide
+    b: MapperSide
+    comparison: dict[str, Any]  # compare_mapper_graphs(...)
+
+
+@dataclass
+class PersistenceRun(StageResult):
+    engine: str
+    n_points: int
+    threshold: float | None
+    exact: bool
+    seconds: float
+
+
+@dataclass
+class PersistenceResult(StageResult):
+    summaries: dict[str, dict[str, Any]]  # cloud -> PersistenceDiagrams.summary()
+    distances: dict[str, dict[str, float]]  # "<kind>_H<dim>" -> comparison -> distance
+    runs: dict[str, PersistenceRun]
+    plot: str
+
+
+@dataclass
+class ProjectionResult(StageResult):
+    png: str
+    html: str
+    method: str
+
+
+@dataclass
+class TopologyResult(StageResult):
+    main_pair: str
+    projection: ProjectionResult
+    mapper: MapperResult | None = None
+    persistence: PersistenceResult | None = None
+
+
+# -------------------------------------------------------------------------------------- interpretation
+@dataclass
+class ExampleContext(StageResult):
+    feature: int
+    row: int
+    doc: int
+    position: int
+    activation: float
+    token_id: int
+    token: str
+    context: str
+
+
+@dataclass
+class TopPair(StageResult):
+    feature_a: int
+    feature_b: int
+    correlation: float
+    concept_a: str | None
+    concept_b: str | None
+    examples_a: list[ExampleContext]
+    examples_b: list[ExampleContext]
+
+
+@dataclass
+class ConceptAgreement(StageResult):
+    pairs_with_a_concept: int
+    same_concept: int
+
+
+@dataclass
+class PairInterpretation(StageResult):
+    n_pairs: int
+    same_token: dict[str, Any] | None = None  # SameTokenScore.to_dict()
+    top_pairs: list[TopPair] = field(default_factory=list)
+    concept_agreement: ConceptAgreement | None = None
+
+
+@dataclass
+class InterpretationResult(StageResult):
+    pairs: dict[str, PairInterpretation]
+    main_pair: str
+
+
+# -------------------------------------------------------------------------------------------- steering
+@dataclass
+class SteeringRow(StageResult):
+    alpha: float
+    success_rate_a: float
+    success_rate_b: float
+    success_rate_b_random_feature: float | None
+    kl_a: float | None
+    kl_b: float | None
+
+
+@dataclass
+class SteeringTaskResult(StageResult):
+    name: str
+    desired: str
+    n_prompts: int
+    feature_a: int
+    feature_b: int
+    partner_correlation: float
+    alpha_units: str
+    rows: list[SteeringRow]
+
+
+@dataclass
+class SteeringResult(StageResult):
+    tasks: list[SteeringTaskResult] = field(default_factory=list)
+    figures: dict[str, str] = field(default_factory=dict)  # caption -> PNG
+    notes: list[str] = field(default_factory=list)
+    skipped: str | None = None
+
+
+# ---------------------------------------------------------------------------------------------- report
+@dataclass
+class ReportResult(StageResult):
+    html: str
+    results_json: str
+    sections: list[str]
+
+
+STAGE_RESULTS: dict[str, type[StageResult]] = {
+    "sources": SourcesResult,
+    "extraction": ExtractionResult,
+    "matching": MatchingResult,
+    "geometry": GeometryResult,
+    "topology": TopologyResult,
+    "interpretation": InterpretationResult,
+    "steering": SteeringResult,
+    "report": ReportResult,
+}
