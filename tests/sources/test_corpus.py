@@ -5,16 +5,8 @@ import re
 import pytest
 
 from featgeom_tda.sources.concepts import load_concept_groups
-from featgeom_tda.sources.corpus import (
-    MONTHS,
-    NUMBER_WORDS,
-    _BOYS,
-    _GIRLS,
-    concept_counts,
-    generate_corpus,
-    split_words,
-    word_counts,
-)
+from featgeom_tda.sources.corpus import MONTHS, NUMBER_WORDS, concept_counts, generate_corpus, split_words, word_counts
+from featgeom_tda.sources.corpus.vocabulary import _BOYS, _GIRLS  # the name lists, to check pronoun agreement
 
 
 @pytest.fixture(scope="module")
