@@ -35,6 +35,7 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 _ARCHITECTURES = ("topk", "standard")
+_SAMPLINGS = ("epochs", "replacement")
 
 
 def default_width(d_model: int, multiple: int = 8) -> int:
@@ -157,6 +158,15 @@ def _batches_from_tensor(acts: Any, batch_size: int, seed: int) -> Iterator[Any]
             yield acts[order[start:start + batch_size]]
 
 
+def _batches_with_replacement(acts: Any, batch_size: int, seed: int) -> Iterator[Any]:
+    """Rows drawn uniformly with replacement, from a seeded torch generator of their own."""
+    import torch
+
+    generator = torch.Generator().manual_seed(int(seed))
+    while True:
+        yield acts[torch.randint(0, acts.shape[0], (batch_size,), generator=generator)]
+
+
 def _checked_batches(batches: Iterator[Any], d_in: int) -> Iterator[Any]:
     import torch
 
@@ -186,6 +196,9 @@ def train_sae(
     normalize: bool = True,
     init_b_dec_to_mean: bool = True,
     dead_feature_window: int | None = None,
+    feature_sampling_window: int | None = None,
+    sampling: str = "epochs",
+    inference: bool = True,
     seed: int = 0,
     device: str = "cpu",
     progress: bool = True,
@@ -208,11 +221,17 @@ def train_sae(
         init_b_dec_to_mean: start the decoder bias at the mean activation (fewer dead features).
         dead_feature_window: steps without firing after which a feature counts as dead (TopK's auxiliary
             loss then trains it on the residual); default steps / 10, between 10 and 1000.
-        seed: fixes the initial weights and the batch order.
+        feature_sampling_window: steps per window of firing statistics; default steps / 2, between 10 and
+            2000 (a window longer than the run never resets them).
+        sampling: for a tensor, "epochs" (shuffled passes without replacement) or "replacement" (rows drawn
+            uniformly with replacement; the tensor may then have fewer rows than ``batch_size``).
+        inference: return an inference ``sae_lens.SAE`` (unit decoder rows); False returns the trained
+            training SAE itself, in eval mode.
+        seed: fixes the initial weights and the batch order; torch's global generator is left as it was.
     """
     import torch
     from sae_lens import SAE
-    from sae_lens.config import SAETrainerConfig
+    from sae_lens.config import LoggingConfig, SAETrainerConfig
     from sae_lens.saes.sae import SAEMetadata
     from sae_lens.saes.standard_sae import StandardTrainingSAE, StandardTrainingSAEConfig
     from sae_lens.saes.topk_sae import TopKTrainingSAE, TopKTrainingSAEConfig
@@ -220,6 +239,7 @@ def train_sae(
     from tqdm.auto import tqdm
 
     check_choice(architecture, "architecture", _ARCHITECTURES)
+    check_choice(sampling, "sampling", _SAMPLINGS)
     batch_size = check_positive_int(batch_size, "batch_size")
     if not (isinstance(lr, (int, float)) and lr > 0):
         raise ValueError(f"lr must be a positive number; got {lr!r}")
@@ -238,7 +258,7 @@ def train_sae(
         if d_in is not None and d_in != tensor.shape[1]:
             raise ValueError(f"d_in={d_in} but activations have {tensor.shape[1]} columns")
         d_in = int(tensor.shape[1])
-        if tensor.shape[0] < batch_size:
+        if sampling == "epochs" and tensor.shape[0] < batch_size:
             raise ValueError(f"activations have {tensor.shape[0]} rows, fewer than batch_size={batch_size}")
     elif isinstance(activations, Iterable) and not isinstance(activations, (str, bytes)):
         if d_in is None:
@@ -267,7 +287,12 @@ def train_sae(
             raise ValueError(f"hook {hook_name!r} has width {width_at_hook} but the activations have d_in={d_in}")
         model_name = model_name or getattr(model.cfg, "model_name", None)
 
-    source = _batches_from_tensor(tensor, batch_size, int(seed)) if tensor is not None else iter(activations)
+    if tensor is None:
+        source = iter(activations)
+    elif sampling == "replacement":
+        source = _batches_with_replacement(tensor, batch_size, int(seed))
+    else:
+        source = _batches_from_tensor(tensor, batch_size, int(seed))
     batches = _checked_batches(source, d_in)
 
     meta = SAEMetadata(hook_name=hook_name, model_name=model_name, featgeom_seed=int(seed))
@@ -279,7 +304,10 @@ def train_sae(
         else:
             sae = StandardTrainingSAE(StandardTrainingSAEConfig(l1_coefficient=float(l1_coefficient), **common))
 
-        warm = max(1, steps // 20) if lr_warm_up_steps is None else check_positive_int(lr_warm_up_steps, "lr_warm_up_steps")
+        warm = (max(1, steps // 20) if lr_warm_up_steps is None
+                else check_positive_int(lr_warm_up_steps, "lr_warm_up_steps", minimum=0))
+        sampling_window = (max(10, min(2000, steps // 2)) if feature_sampling_window is None
+                           else check_positive_int(feature_sampling_window, "feature_sampling_window"))
         trainer_cfg = SAETrainerConfig(
             total_training_samples=steps * batch_size,
             train_batch_size_samples=batch_size,
@@ -290,7 +318,8 @@ def train_sae(
             device=device,
             dead_feature_window=(max(10, min(1000, steps // 10)) if dead_feature_window is None
                                  else check_positive_int(dead_feature_window, "dead_feature_window")),
-            feature_sampling_window=max(10, min(2000, steps // 2)),
+            feature_sampling_window=sampling_window,
+            logger=LoggingConfig(log_to_wandb=False),
         )
         trainer = SAETrainer(cfg=trainer_cfg, sae=sae, data_provider=batches)
         if normalize:
@@ -317,6 +346,9 @@ def train_sae(
             trainer.activation_scaler.scaling_factor = None
         trainer.set_final_sae_metadata()
 
+    if not inference:
+        sae.eval()
+        return sae
     with tempfile.TemporaryDirectory() as tmp:
         sae.save_inference_model(tmp)
         inference = SAE.load_from_disk(tmp, device=device)
