@@ -12,6 +12,7 @@ from featgeom_tda.analyses.geometry import (
     svcca,
 )
 from featgeom_tda.analyses.geometry import baselines as bl
+from featgeom_tda.analyses.geometry import fast_nulls  # block sizes patched to pin the blocked fast paths on purpose
 
 
 def correlated_pair(rng, n=36, d1=6, d2=5, noise=0.8):
@@ -41,7 +42,7 @@ FAST_CASES = [
 
 @pytest.mark.parametrize("metric,options", FAST_CASES, ids=[f"{m}-{o}" for m, o in FAST_CASES])
 def test_fast_permutation_path_equals_naive_recomputation(metric, options, monkeypatch):
-    monkeypatch.setattr(bl, "_BLOCK_ROWS", 7)  # several row blocks in the blocked permuted sums
+    monkeypatch.setattr(fast_nulls, "_BLOCK_ROWS", 7)  # several row blocks in the blocked permuted sums
     X, Y = correlated_pair(np.random.default_rng(0))
     fast = permutation_test(metric, X, Y, n_permutations=40, seed=11, **options)
     naive = permutation_test(metric, X, Y, n_permutations=40, seed=11, method="naive", **options)
@@ -54,7 +55,7 @@ def test_fast_permutation_path_equals_naive_recomputation(metric, options, monke
 @pytest.mark.parametrize("debiased", [False, True])
 def test_fast_cka_gram_path_equals_naive(debiased, monkeypatch):
     # n < d1 * d2 / 10 takes the n x n Gram route
-    monkeypatch.setattr(bl, "_BLOCK_ROWS", 6)
+    monkeypatch.setattr(fast_nulls, "_BLOCK_ROWS", 6)
     rng = np.random.default_rng(1)
     X = rng.standard_normal((20, 30))
     Y = X[:, :12] @ rng.standard_normal((12, 25)) + rng.standard_normal((20, 25))
@@ -64,7 +65,7 @@ def test_fast_cka_gram_path_equals_naive(debiased, monkeypatch):
 
 
 def test_fast_rsa_with_tied_ranks_equals_naive(monkeypatch):
-    monkeypatch.setattr(bl, "_BLOCK_ROWS", 5)
+    monkeypatch.setattr(fast_nulls, "_BLOCK_ROWS", 5)
     rng = np.random.default_rng(3)
     X = rng.integers(0, 3, size=(30, 3)).astype(float)
     Y = X + rng.integers(0, 2, size=(30, 3))
