@@ -184,7 +184,19 @@ def test_hook_and_width_errors(model, topk_sae, data):
 
 def test_load_sae_checks_the_hook(model, topk_sae, tmp_path):
     save_sae(topk_sae, tmp_path / "s")
-    assert load_sae(tmp_path / "s", model=model) is not None
+    loaded = load_sae(tmp_path / "s", model=model)
+    assert type(loaded) is type(topk_sae)
+    saved = topk_sae.state_dict()
+    assert set(loaded.state_dict()) == set(saved)
+    for name, tensor in loaded.state_dict().items():
+        assert torch.equal(tensor, saved[name]), name
+    assert (loaded.cfg.d_in, loaded.cfg.d_sae, loaded.cfg.k) == (16, 48, 4)
+    assert loaded.cfg.d_in == topk_sae.cfg.d_in and loaded.cfg.d_sae == topk_sae.cfg.d_sae
+    assert loaded.cfg.metadata.hook_name == "blocks.0.hook_resid_post" == sae_hook_name(loaded)
+    assert loaded.cfg.metadata.model_name == "toy"
+    x = torch.randn(7, 16, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        assert torch.equal(loaded.encode(x), topk_sae.encode(x))
     with pytest.raises(ValueError, match="trained on hook"):
         load_sae(tmp_path / "s", model=model, hook_name="blocks.1.hook_resid_post")
     with pytest.raises(ValueError, match="cfg.json"):
