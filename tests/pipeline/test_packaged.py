@@ -55,3 +55,10 @@ def test_concept_groups_from_a_file_are_checked(tmp_path):
         load_concept_groups(bad)
     with pytest.raises(ValueError, match="does not exist"):
         load_concept_groups(tmp_path / "missing.yaml")
+
+
+def test_cli_validate_accepts_a_packaged_name(capsys):
+    from featgeom_tda.cli import main
+
+    assert main(["validate", "embedded"]) == 0
+    assert "embedded: valid" in capsys.readouterr().out
