@@ -14,7 +14,7 @@ import re
 import tempfile
 from collections.abc import Iterable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 
@@ -197,7 +197,7 @@ def train_sae(
     init_b_dec_to_mean: bool = True,
     dead_feature_window: int | None = None,
     feature_sampling_window: int | None = None,
-    sampling: str = "epochs",
+    sampling: Literal["epochs", "replacement"] = "epochs",
     inference: bool = True,
     seed: int = 0,
     device: str = "cpu",
