@@ -16,7 +16,8 @@ from pathlib import Path
 PACKAGE = "featgeom_tda"
 
 # The layer table: the first module-path prefix that matches a module gives its rank. Imports may only
-# point to the same or a lower rank. The package root (the lazy public API) is a layer of its own, on top.
+# point to the same or a lower rank. The package root (the lazy public API, names mapped to modules as strings)
+# is a layer of its own under the command line, which lists it in `featgeom info`.
 LAYERS: tuple[tuple[str, str, int], ...] = (
     ("core", f"{PACKAGE}.core", 0),
     ("sources", f"{PACKAGE}.sources", 1),
@@ -27,8 +28,8 @@ LAYERS: tuple[tuple[str, str, int], ...] = (
     ("report", f"{PACKAGE}.report", 6),
     ("pipeline", f"{PACKAGE}.pipeline", 7),
     ("distributed", f"{PACKAGE}.distributed", 8),
-    ("cli", f"{PACKAGE}.cli", 9),
-    ("api", PACKAGE, 10),
+    ("api", PACKAGE, 9),
+    ("cli", f"{PACKAGE}.cli", 10),
 )
 
 # Private modules (``_name``) are for their own top-level package (``featgeom_tda.<name>``), except those

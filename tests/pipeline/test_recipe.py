@@ -4,9 +4,13 @@ import pytest
 import yaml
 
 from featgeom_tda.pipeline.recipe import RecipeError, check_registry_names, load_recipe, recipe_from_dict
-from featgeom_tda.sources.concepts import DATA_RECIPES
+from pathlib import Path
 
-RECIPES = sorted(p for p in DATA_RECIPES.glob("*.yaml") if p.name != "concepts.yaml")
+from featgeom_tda.pipeline.packaged import packaged_recipe
+
+DATA_RECIPES = Path(__file__).resolve().parents[2] / "data_recipes"  # the recipes shipped beside the package
+
+RECIPES = sorted(DATA_RECIPES.glob("*.yaml"))
 
 
 def test_shipped_recipes_are_there():
@@ -23,7 +27,7 @@ def test_recipe_validates_against_schema_and_registry(path):
 
 
 def _embedded():
-    return yaml.safe_load((DATA_RECIPES / "embedded.yaml").read_text())
+    return yaml.safe_load(packaged_recipe("embedded").read_text())
 
 
 def test_unknown_key_is_named_with_valid_keys():

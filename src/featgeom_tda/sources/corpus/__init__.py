@@ -1,6 +1,6 @@
 """A seeded generator of short children's stories in plain English, the corpus of the embedded default.
 
-Every concept group of ``data_recipes/concepts.yaml`` (royalty, family, pronouns, months, numbers, colours,
+Every concept group of ``sources/data/concepts.yaml`` (royalty, family, pronouns, months, numbers, colours,
 animals, emotions, time) occurs in natural contexts, and the contexts that steering tasks measure are
 common: month sequences ("January, February, March"), "after March comes April", counting ("one, two,
 three"), and pronoun agreement (a boy or a king is followed by "he", a girl or a queen by "she", an
