@@ -1,12 +1,11 @@
 import copy
+from pathlib import Path
 
 import pytest
 import yaml
 
-from featgeom_tda.pipeline.recipe import RecipeError, check_registry_names, load_recipe, recipe_from_dict
-from pathlib import Path
-
 from featgeom_tda.pipeline.packaged import packaged_recipe
+from featgeom_tda.pipeline.recipe import RecipeError, check_registry_names, load_recipe, recipe_from_dict
 
 DATA_RECIPES = Path(__file__).resolve().parents[2] / "data_recipes"  # the recipes shipped beside the package
 
