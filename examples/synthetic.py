@@ -15,7 +15,7 @@ import argparse
 
 import torch
 
-from featgeom_tda.pipeline.selfcheck import run_synthetic_check
+from featgeom_tda.pipeline.selfcheck_sweep import run_synthetic_check
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -138,7 +138,7 @@ def _add_synthetic(p: argparse.ArgumentParser) -> None:
 
 
 def _cmd_synthetic(args: argparse.Namespace) -> int:
-    from featgeom_tda.pipeline.selfcheck import run_synthetic_check
+    from featgeom_tda.pipeline.selfcheck_sweep import run_synthetic_check
 
     print(run_synthetic_check(seed=args.seed, sweep=args.sweep))
     return 0

@@ -5,7 +5,8 @@ import numpy as np
 import pytest
 import torch
 
-from featgeom_tda.pipeline.selfcheck import Scorecard, check_pipeline, scorecard_sweep, sweep_markdown
+from featgeom_tda.pipeline.selfcheck import Scorecard, check_pipeline
+from featgeom_tda.pipeline.selfcheck_sweep import scorecard_sweep, sweep_markdown
 from featgeom_tda.sources.synthetic import SyntheticPair, make_synthetic_pair
 
 # A pair in superposition (50 union features in a 20-dimensional common geometry, 40 per model) with
