@@ -1,9 +1,12 @@
 """Topology of feature directions: Mapper graphs and persistent homology.
 
-- :mod:`featgeom_tda.analyses.topology.mapper`: :func:`mapper_graph`, :class:`MapperGraph` (statistics, networkx,
-  self-contained HTML), :func:`compare_mapper_graphs`.
+- :mod:`featgeom_tda.analyses.topology.mapper`: :func:`mapper_graph`, :class:`MapperGraph` (statistics,
+  networkx), :func:`compare_mapper_graphs`.
 - :mod:`featgeom_tda.analyses.topology.homology`: :func:`persistence`, :class:`PersistenceDiagrams`,
-  :func:`diagram_distance`, :func:`landmarks`, Betti curves, Gaussian baselines, plots.
+  :func:`diagram_distance`, :func:`landmarks`, Betti curves, Gaussian baselines.
+
+Figures and the Mapper HTML page are drawn in :mod:`featgeom_tda.viz.topology` and
+:mod:`featgeom_tda.viz.mapper_html`.
 
 kmapper, gudhi, giotto-ph and ripser are imported inside the functions that use them.
 """
@@ -19,8 +22,6 @@ from featgeom_tda.analyses.topology.homology import (
     pairwise_distances,
     persistence,
     persistence_entropy,
-    plot_betti_curves,
-    plot_diagrams,
 )
 from featgeom_tda.analyses.topology.mapper import MapperGraph, choose_eps, compare_mapper_graphs, mapper_graph
 
@@ -39,6 +40,4 @@ __all__ = [
     "persistence_entropy",
     "gaussian_baseline",
     "compare_with_gaussian",
-    "plot_diagrams",
-    "plot_betti_curves",
 ]
