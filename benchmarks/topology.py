@@ -109,13 +109,14 @@ def case_plain_ripser(n: int, d: int, data: str = "structured") -> dict:
 
 def case_mapper(n: int, d: int, out_dir: str) -> dict:
     from featgeom_tda.analyses.topology import mapper_graph
+    from featgeom_tda.viz.mapper_html import save_mapper_html
 
     x = decoder_like_rows(n, d)
     t = time.perf_counter()
     g = mapper_graph(x, lens="pca", n_cubes=10, overlap=0.3, metric="cosine", seed=0)
     t_graph = time.perf_counter() - t
     t = time.perf_counter()
-    path = g.save_html(Path(out_dir) / "mapper.html", title=f"Mapper of {n} decoder-like rows")
+    path = save_mapper_html(g, Path(out_dir) / "mapper.html", title=f"Mapper of {n} decoder-like rows")
     t_html = time.perf_counter() - t
     s = g.statistics()
     return {"seconds": t_graph + t_html, "graph_seconds": t_graph, "html_seconds": t_html, "eps": g.config["eps"],
