@@ -156,43 +156,16 @@ def persistence(
     check_choice(metric, "metric", _METRICS)
     check_choice(engine, "engine", ENGINES)
     n_threads = check_positive_int(n_threads, "n_threads")
-    coeff = check_positive_int(coeff, "coeff", minimum=2)
-    if any(coeff % p == 0 for p in range(2, int(math.isqrt(coeff)) + 1)):
-        raise ValueError(f"coeff must be a prime number; got {coeff}")
-    if engine == "oineus" and (maxdim > 1 or coeff != 2):
-        raise ValueError(
-            f"engine='oineus' computes maxdim <= 1 with coeff=2 only; got maxdim={maxdim}, coeff={coeff} "
-            f"(use engine='auto' or 'giotto')"
-        )
+    coeff = _check_coeff(coeff, engine=engine, maxdim=maxdim)
     budget = positive_float(memory_budget_gb, "memory_budget_gb")
-    if isinstance(threshold, str):
-        check_choice(threshold, "threshold", ("auto",))
-    elif threshold is not None:
-        try:
-            threshold = float(threshold)
-        except (TypeError, ValueError):
-            raise ValueError(f"threshold must be 'auto', None or a positive number; got {threshold!r}") from None
-        if not threshold > 0:
-            raise ValueError(f"threshold must be 'auto', None or a positive number; got {threshold!r}")
-        if math.isinf(threshold):
-            threshold = None
+    threshold = _check_threshold(threshold)
     n_input = x.shape[0]
     if n_landmarks is not None:
         n_landmarks = check_positive_int(n_landmarks, "n_landmarks")
     n_landmarks = None if n_landmarks is None or n_landmarks >= n_input else n_landmarks  # a cap: all rows when fewer
     n_eff = n_input if n_landmarks is None else n_landmarks
     auto = threshold == "auto"
-    estimate = estimate_memory_bytes(n_eff, maxdim=maxdim, auto_threshold=auto)
-    logger.info(
-        "persistence: %d points, maxdim %d, %s metric, %s engine; estimated peak memory %.2f GB (budget %.2f GB)",
-        n_eff, maxdim, metric, engine, estimate / 1e9, budget,
-    )
-    if estimate > budget * 1e9:
-        fit = max_points_for_budget(budget * 1e9, maxdim, auto)
-        raise ValueError(
-            f"persistence on {n_eff} points with maxdim={maxdim} needs about {estimate / 1e9:.2f} GB, over "
-            f"memory_budget_gb={budget:g}; pass n_landmarks=<= {fit} (max-min landmarks) or raise memory_budget_gb"
-        )
+    _check_memory(n_eff, maxdim=maxdim, auto=auto, budget_gb=budget, metric=metric, engine=engine)
     if metric == "cosine":
         _unit_rows(x, "points")  # refuse zero rows before any work
 
@@ -238,6 +211,50 @@ def persistence(
         },
     )
 
+
+
+def _check_coeff(coeff: Any, *, engine: str, maxdim: int) -> int:
+    """A prime coefficient field that ``engine`` can compute with."""
+    coeff = check_positive_int(coeff, "coeff", minimum=2)
+    if any(coeff % p == 0 for p in range(2, int(math.isqrt(coeff)) + 1)):
+        raise ValueError(f"coeff must be a prime number; got {coeff}")
+    if engine == "oineus" and (maxdim > 1 or coeff != 2):
+        raise ValueError(
+            f"engine='oineus' computes maxdim <= 1 with coeff=2 only; got maxdim={maxdim}, coeff={coeff} "
+            f"(use engine='auto' or 'giotto')"
+        )
+    return coeff
+
+
+def _check_threshold(threshold: Any) -> str | float | None:
+    """The threshold as 'auto', None (also for inf) or a positive float."""
+    if isinstance(threshold, str):
+        check_choice(threshold, "threshold", ("auto",))
+        return threshold
+    if threshold is None:
+        return None
+    try:
+        value = float(threshold)
+    except (TypeError, ValueError):
+        raise ValueError(f"threshold must be 'auto', None or a positive number; got {threshold!r}") from None
+    if not value > 0:
+        raise ValueError(f"threshold must be 'auto', None or a positive number; got {threshold!r}")
+    return None if math.isinf(value) else value
+
+
+def _check_memory(n_eff: int, *, maxdim: int, auto: bool, budget_gb: float, metric: str, engine: str) -> None:
+    """Log the memory estimate of a run and refuse it (ValueError naming ``n_landmarks``) over the budget."""
+    estimate = estimate_memory_bytes(n_eff, maxdim=maxdim, auto_threshold=auto)
+    logger.info(
+        "persistence: %d points, maxdim %d, %s metric, %s engine; estimated peak memory %.2f GB (budget %.2f GB)",
+        n_eff, maxdim, metric, engine, estimate / 1e9, budget_gb,
+    )
+    if estimate > budget_gb * 1e9:
+        fit = max_points_for_budget(budget_gb * 1e9, maxdim, auto)
+        raise ValueError(
+            f"persistence on {n_eff} points with maxdim={maxdim} needs about {estimate / 1e9:.2f} GB, over "
+            f"memory_budget_gb={budget_gb:g}; pass n_landmarks=<= {fit} (max-min landmarks) or raise memory_budget_gb"
+        )
 
 def positive_float(value: Any, name: str) -> float:
     try:

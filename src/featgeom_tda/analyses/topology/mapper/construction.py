@@ -171,6 +171,32 @@ def _lens(x: np.ndarray, lens: Any, *, metric: str, n_components: int, seed: int
     return np.asarray(values, dtype=np.float64), name
 
 
+
+def _check_eps(eps: Any, *, eps_scale: Any, eps_quantile: Any) -> tuple[float, float | None]:
+    """Validated ``(eps_scale, eps)``; ``eps`` stays None when it is to be chosen from the data."""
+    scale = float(eps_scale) if isinstance(eps_scale, (int, float, np.floating)) and not isinstance(eps_scale, bool) else -1.0
+    if not (scale > 0 and math.isfinite(scale)):
+        raise ValueError(f"eps_scale must be a positive number; got {eps_scale!r}")
+    check_fraction(eps_quantile, "eps_quantile")
+    if eps is None:
+        return scale, None
+    try:
+        eps_value = float(eps)
+    except (TypeError, ValueError):
+        raise ValueError(f"eps must be a positive number or None; got {eps!r}") from None
+    if not (eps_value > 0 and math.isfinite(eps_value)):
+        raise ValueError(f"eps must be a positive number or None; got {eps!r}")
+    return scale, eps_value
+
+
+def _clusterer(name: str, *, eps: float, min_samples: int, metric: str):
+    """The per-cube clusterer: DBSCAN, or single linkage cut at ``eps``."""
+    if name == "dbscan":
+        from sklearn.cluster import DBSCAN
+
+        return DBSCAN(eps=eps, min_samples=min_samples, metric=metric, algorithm="brute")
+    return _SingleLinkage(eps=eps, min_samples=min_samples, metric=metric)
+
 def mapper_graph(
     points: Any,
     *,
@@ -204,7 +230,6 @@ def mapper_graph(
             (str or None per feature), "partner" (int, -1 for none), "names" (str per feature).
     """
     import kmapper as km
-    from sklearn.cluster import DBSCAN
 
     x = as_points(points, "points", min_rows=2)
     n = x.shape[0]
@@ -220,25 +245,12 @@ def mapper_graph(
     ann = check_annotations(annotations, n)
     if metric == "cosine":
         _unit_rows(x)
-    scale = float(eps_scale) if isinstance(eps_scale, (int, float, np.floating)) and not isinstance(eps_scale, bool) else -1.0
-    if not (scale > 0 and math.isfinite(scale)):
-        raise ValueError(f"eps_scale must be a positive number; got {eps_scale!r}")
-    check_fraction(eps_quantile, "eps_quantile")
-    if eps is not None:
-        try:
-            eps_value = float(eps)
-        except (TypeError, ValueError):
-            raise ValueError(f"eps must be a positive number or None; got {eps!r}") from None
-        if not (eps_value > 0 and math.isfinite(eps_value)):
-            raise ValueError(f"eps must be a positive number or None; got {eps!r}")
+    scale, eps_value = _check_eps(eps, eps_scale=eps_scale, eps_quantile=eps_quantile)
     lens_values, lens_name = _lens(x, lens, metric=metric, n_components=lens_components, seed=seed, n_neighbors=n_neighbors)
     if eps is None:
         eps_value = scale * choose_eps(x, metric=metric, min_samples=max(2, min_samples), quantile=eps_quantile, seed=seed)
     data = _unit_rows(x.astype(np.float32)) if metric == "cosine" else x.astype(np.float32)
-    if clusterer == "dbscan":
-        model = DBSCAN(eps=eps_value, min_samples=min_samples, metric=metric, algorithm="brute")
-    else:
-        model = _SingleLinkage(eps=eps_value, min_samples=min_samples, metric=metric)
+    model = _clusterer(clusterer, eps=eps_value, min_samples=min_samples, metric=metric)
     logger.info(
         "mapper: %d rows, lens %s %s, %d cubes per dimension, overlap %.2f, %s eps=%.4g",
         n, lens_name, lens_values.shape, n_cubes, ov, clusterer, eps_value,
