@@ -50,7 +50,7 @@ __all__ = ["estimate_memory_bytes"]
 
 ENGINES = ("auto", "oineus", "giotto", "ripser")
 def estimate_memory_bytes(n_points: int, *, maxdim: int = 1, auto_threshold: bool = True) -> int:
-    """Estimated peak bytes of :func:`persistence` on ``n_points`` points (formula in the module notes)."""
+    """Estimated peak bytes of ``persistence()`` on ``n_points`` points (formula in the module notes)."""
     n = check_positive_int(n_points, "n_points")
     maxdim = check_positive_int(maxdim, "maxdim", minimum=0)
     return int(_bytes_per_n2(maxdim, auto_threshold) * n * n + _FIXED_BYTES)

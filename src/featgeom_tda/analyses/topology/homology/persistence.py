@@ -145,8 +145,8 @@ def persistence(
         seed: seed of the landmark start and of the distance sample of the auto threshold.
         memory_budget_gb: refuse (ValueError) a run whose memory estimate exceeds this.
         engine: "auto" (oineus when its explicit complex is sparse and fits the budget, else giotto-ph;
-            module notes), "oineus", "giotto" (giotto-ph) or "ripser".
-        threshold: "auto" (certified exact truncation, see module notes), None (full filtration) or a
+            notes of the engines module), "oineus", "giotto" (giotto-ph) or "ripser".
+        threshold: "auto" (certified exact truncation, notes of the truncation module), None (full filtration) or a
             float: stop at that scale, classes alive there get ``death = inf`` and ``exact`` is False.
         n_threads: threads of oineus and giotto-ph.
         coeff: prime field of coefficients.
