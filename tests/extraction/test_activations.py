@@ -383,10 +383,10 @@ def test_wrong_hook_or_sae_width_is_refused(tiny_model_1l, tiny_sae_1l, tiny_sae
 
 
 def test_bad_extraction_arguments(tmp_path, sources, dataset, tiny_tokenizer):
-    with pytest.raises(ValueError, match="one or two"):
+    with pytest.raises(ValueError, match="at least one ActivationSource"):
+        extract_activations([], dataset, tmp_path, progress=False)
+    with pytest.raises(ValueError, match="names must differ.*'one' is given more than once"):
         extract_activations(sources + sources[:1], dataset, tmp_path, progress=False)
-    with pytest.raises(ValueError, match="names must differ"):
-        extract_activations([sources[0], sources[0]], dataset, tmp_path, progress=False)
     with pytest.raises(ValueError, match="batch_size"):
         extract_activations(sources, dataset, tmp_path, batch_size=0, progress=False)
     with pytest.raises(ValueError, match="TokenizedDataset"):

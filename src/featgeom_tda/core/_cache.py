@@ -29,10 +29,16 @@ def _plain(o: Any) -> Any:
     raise TypeError(f"cannot fingerprint a value of type {type(o).__name__}")
 
 
-def fingerprint(obj: Any, *, length: int = 16) -> str:
-    """Hex sha256 (first ``length`` characters) of ``obj`` as canonical JSON (sorted keys)."""
-    blob = json.dumps(obj, sort_keys=True, default=_plain, separators=(",", ":"))
-    return hashlib.sha256(blob.encode("utf-8")).hexdigest()[:length]
+def fingerprint(obj: Any, *, length: int | None = 16, compact: bool = True) -> str:
+    """Hex sha256 (first ``length`` characters; None: all 64) of ``obj`` as canonical JSON (sorted keys).
+
+    ``compact=False`` uses json's default separators (``", "`` and ``": "``), the recipe of digests that
+    were persisted before this helper existed.
+    """
+    separators = (",", ":") if compact else None
+    blob = json.dumps(obj, sort_keys=True, default=_plain, separators=separators)
+    digest = hashlib.sha256(blob.encode("utf-8")).hexdigest()
+    return digest if length is None else digest[:length]
 
 
 def text_digest(texts: Iterable[str], *, length: int = 16) -> str:

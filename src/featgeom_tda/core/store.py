@@ -16,7 +16,6 @@ shards that overlap it.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import os
@@ -27,6 +26,7 @@ from typing import Any, Iterator
 import numpy as np
 import scipy.sparse as sp
 
+from featgeom_tda.core._cache import file_digest
 from featgeom_tda.core.types import FeatureActivations, Provenance, as_activations
 
 __all__ = ["ActivationStore", "StoreError", "ShardInfo"]
@@ -212,7 +212,7 @@ class ActivationStore:
             "row_start": self.n_rows,
             "n_rows": int(m.shape[0]),
             "nnz": int(m.nnz),
-            "sha256": _sha256(final),
+            "sha256": file_digest(final),
             "tensors": {k: {"shape": list(v.shape), "dtype": str(v.dtype)} for k, v in tensors.items()},
             "meta": meta or {},
         }
@@ -278,7 +278,7 @@ class ActivationStore:
         f = self.path / info.file
         if not f.exists():
             raise StoreError(f"shard {info.file} of store {str(self.path)!r} is missing")
-        digest = _sha256(f)
+        digest = file_digest(f)
         if digest != info.sha256:
             raise StoreError(
                 f"shard {info.file} of store {str(self.path)!r} is corrupt: checksum {digest[:12]}... "
@@ -307,14 +307,6 @@ class ActivationStore:
             position=t["position"],
             provenance=self.provenance,
         )
-
-
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def _fsync(path: Path) -> None:

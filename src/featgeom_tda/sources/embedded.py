@@ -13,7 +13,6 @@ tokens; 512-wide TopK SAEs with k = 16) costs about 2 CPU-minutes on one core; `
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import json
 import logging
 import os
@@ -25,6 +24,7 @@ from typing import Any
 
 import numpy as np
 
+from featgeom_tda.core._cache import fingerprint
 from featgeom_tda.core._validation import check_choice, check_positive_int
 
 __all__ = ["EmbeddedConfig", "EmbeddedDefault", "embedded_config", "build_embedded_default", "MODEL_NAMES"]
@@ -81,8 +81,7 @@ class EmbeddedConfig:
 
     def key(self) -> str:
         """Short hash of every option and the cache format version."""
-        blob = json.dumps({"version": _CACHE_VERSION, **self.to_dict()}, sort_keys=True)
-        return hashlib.sha256(blob.encode()).hexdigest()[:12]
+        return fingerprint({"version": _CACHE_VERSION, **self.to_dict()}, length=12, compact=False)
 
     def steps_for(self, name: str) -> int:
         return self.steps_1l if _LAYERS[name] == 1 else self.steps_2l
