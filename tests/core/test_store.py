@@ -135,3 +135,11 @@ def test_truncate_and_verify_shard(tmp_path):
     assert back.n_rows == 80
     with pytest.raises(StoreError, match=r"n_shards must be in \[0, 2\], got 5"):
         back.truncate(5)
+
+
+def test_shard_checksum_is_the_full_sha256_of_the_file(tmp_path):
+    import hashlib
+
+    store = _fill(tmp_path / "s", n_blocks=2)
+    for info in store.shards:
+        assert info.sha256 == hashlib.sha256((tmp_path / "s" / info.file).read_bytes()).hexdigest()
