@@ -1,0 +1,83 @@
+"""Column statistics of activation matrices and the input checks of correlation matching."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import scipy.sparse as sp
+
+from featgeom_tda.core._validation import check_positive_int
+from featgeom_tda.core.types import FeatureActivations, as_activations
+
+
+@dataclass
+class Stats:
+    """float64 column statistics of one activation matrix (population variance)."""
+
+    mean: np.ndarray
+    sd: np.ndarray  # 1.0 where dead, so that divisions stay finite
+    dead: np.ndarray
+    nonnegative: bool
+
+
+def column_stats(m: sp.csr_matrix) -> Stats:
+    """float64 mean, sd and dead (zero-variance) flags of the columns of an (n, f) CSR matrix."""
+    n, f = m.shape
+    data = m.data.astype(np.float64)
+    cols = m.indices
+    s1 = np.bincount(cols, weights=data, minlength=f)
+    s2 = np.bincount(cols, weights=data * data, minlength=f)
+    nnz = np.bincount(cols, minlength=f)
+    mean = s1 / n
+    # sum of squared deviations: over the stored entries, plus the implicit zeros
+    dev = np.bincount(cols, weights=(data - mean[cols]) ** 2, minlength=f) + (n - nnz) * mean**2
+    var = dev / n
+    dead = var <= 1e-12 * np.maximum(s2 / n, np.finfo(np.float64).tiny)
+    sd = np.where(dead, 1.0, np.sqrt(var))
+    nonneg = bool(m.data.size == 0 or m.data.min() >= 0)
+    return Stats(mean=mean, sd=sd, dead=dead, nonnegative=nonneg)
+
+
+def prepared(x: Any, name: str) -> FeatureActivations:
+    """``x`` as FeatureActivations, with only finite values."""
+    acts = as_activations(x, name)
+    if not np.isfinite(acts.matrix.data).all():
+        bad = int((~np.isfinite(acts.matrix.data)).sum())
+        raise ValueError(f"{name} contains {bad} NaN or inf values; expected only finite numbers")
+    return acts
+
+
+def without_zeros(m: sp.csr_matrix) -> sp.csr_matrix:
+    """``m`` without explicitly stored zeros (a copy when there are any)."""
+    if m.data.size and not m.data.all():
+        m = m.copy()
+        m.eliminate_zeros()
+    return m
+
+
+def ratio_order(sb: Stats) -> tuple[np.ndarray, np.ndarray]:
+    """Live B features sorted by mu_b / sd_b (ties: lower index first) and the sorted ratios."""
+    live = np.flatnonzero(~sb.dead)
+    r = sb.mean[live] / sb.sd[live]
+    o = np.argsort(r, kind="stable")
+    return live[o].astype(np.int64), r[o]
+
+
+def resolve_jobs(n_jobs: int | None) -> int:
+    """Number of threads: ``n_jobs``, or all cores this process may use."""
+    if n_jobs is None:
+        try:
+            return max(1, len(os.sched_getaffinity(0)))
+        except AttributeError:  # pragma: no cover - not on Linux
+            return max(1, os.cpu_count() or 1)
+    return check_positive_int(n_jobs, "n_jobs")
+
+
+def progress_bar(total: int, progress: bool, desc: str):
+    """A tqdm bar over features (disabled unless ``progress``)."""
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, disable=not progress, desc=desc, unit="feat")
