@@ -111,6 +111,14 @@ def test_options_enter_the_key():
     assert embedded_config().key() != a.key()
 
 
+def test_key_keeps_its_recipe_so_existing_caches_are_reused():
+    import hashlib
+
+    cfg = embedded_config()
+    blob = json.dumps({"version": 1, **cfg.to_dict()}, sort_keys=True)
+    assert cfg.key() == hashlib.sha256(blob.encode()).hexdigest()[:12] == "551c412d3850"
+
+
 def test_bad_arguments(tmp_path):
     with pytest.raises(ValueError, match="sae_architecture"):
         EmbeddedConfig(sae_architecture="gated")
