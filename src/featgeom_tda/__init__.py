@@ -73,6 +73,8 @@ _EXPORTS: dict[str, str] = {
     "PersistenceDiagrams": "featgeom_tda.analyses.topology",
     "landmarks": "featgeom_tda.analyses.topology",
     "gaussian_baseline": "featgeom_tda.analyses.topology",
+    "save_mapper_html": "featgeom_tda.viz.mapper_html",
+    "plot_diagrams": "featgeom_tda.viz.topology",
     "pca_projection": "featgeom_tda.analyses.projection",
     "umap_projection": "featgeom_tda.analyses.projection",
     "side_by_side": "featgeom_tda.analyses.projection",

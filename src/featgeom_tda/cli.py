@@ -180,16 +180,18 @@ def _cmd_topology(args: argparse.Namespace) -> int:
     print(f"{weights.n_features} rows x {weights.dim} columns from {args.weights}")
     if not args.no_mapper:
         from featgeom_tda.analyses.topology import mapper_graph
+        from featgeom_tda.viz.mapper_html import save_mapper_html
 
         graph = mapper_graph(points, lens=args.lens, n_cubes=args.cubes, overlap=args.overlap, metric=args.metric,
                              seed=args.seed)
-        graph.save_html(out / "mapper.html", title=f"Mapper of {Path(args.weights).name}", seed=args.seed)
+        save_mapper_html(graph, out / "mapper.html", title=f"Mapper of {Path(args.weights).name}", seed=args.seed)
         stats = graph.statistics()
         result["mapper"] = {"html": "mapper.html", "statistics": stats, "config": graph.config}
         print(f"mapper: {stats['n_nodes']} nodes, {stats['n_edges']} edges, {stats['n_components']} components "
               f"-> {out / 'mapper.html'}")
     if not args.no_persistence:
-        from featgeom_tda.analyses.topology import compare_with_gaussian, persistence, plot_diagrams
+        from featgeom_tda.analyses.topology import compare_with_gaussian, persistence
+        from featgeom_tda.viz.topology import plot_diagrams
 
         n_land = args.landmarks if args.landmarks > 0 else None  # a cap: all rows when fewer
         options = dict(maxdim=args.maxdim, metric=args.metric, n_landmarks=n_land)
