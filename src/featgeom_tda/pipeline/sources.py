@@ -155,7 +155,8 @@ def _train_or_load_sae(recipe: Recipe, model: Any, layer: Layer, sspec: SAESpec,
 
     key = {"model": layer.model, "hook": layer.hook, "sae": vars(sspec), "seed": recipe.seed,
            "texts": text_digest(texts), "max_length": recipe.dataset.max_length}
-    directory = Path(recipe.cache_dir) / "saes" / f"{layer.model}__{layer.hook}__{fingerprint(key, length=12, compact=False)}"
+    digest = fingerprint(key, length=12, compact=False)  # the key recipe of caches written before
+    directory = Path(recipe.cache_dir) / "saes" / f"{layer.model}__{layer.hook}__{digest}"
     report_path = directory / "featgeom_report.json"
     if report_path.exists():
         return sae_mod.load_sae(directory, device=recipe.device), json.loads(report_path.read_text())
