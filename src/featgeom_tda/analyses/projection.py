@@ -1,15 +1,14 @@
 """Two-dimensional views of feature directions and activations: PCA and UMAP.
 
 - :func:`pca_projection`, :func:`umap_projection`: seeded projections of the rows of a matrix.
-- :func:`side_by_side`: two models' decoder rows, each projected on its own, B aligned to A by a
-  similarity transform fitted on the matched pairs, matched pairs coloured alike and linked.
-- :func:`joint_projection`: one projection fitted on the rows of both models together. Only defined
-  when both live in the same space (same ``d``, e.g. two SAEs of one hook); otherwise a ValueError
-  points to :func:`side_by_side` (the residual bases of different models are not comparable).
-- :func:`before_after`: activations before vs after an intervention, one joint fit, paired rows linked.
+- :func:`side_by_side_layout`: two models' decoder rows, each projected on its own, B aligned to A by a
+  similarity transform fitted on the matched pairs; pair colours and the best-correlated links.
+- :func:`joint_layout`: one projection fitted on the rows of both models together. Only defined when
+  both live in the same space (same ``d``, e.g. two SAEs of one hook); otherwise a ValueError points to
+  side-by-side views (the residual bases of different models are not comparable).
+- :func:`before_after_layout`: activations before vs after an intervention, one joint fit, paired rows.
 
-Every figure is a PNG (matplotlib, Agg backend) and optionally an interactive HTML file (plotly, with
-plotly.js inlined: it opens without network). Every string from the data is HTML-escaped.
+The figures of these layouts (PNG and plotly HTML) are drawn by :mod:`featgeom_tda.viz.projection`.
 
 With ``metric="cosine"`` PCA is fitted on unit-normalised rows (cosine ignores norms); UMAP uses the
 metric directly. UMAP is imported lazily; its first call in a process compiles with numba (about a minute).
@@ -17,11 +16,9 @@ metric directly. UMAP is imported lazily; its first call in a process compiles w
 
 from __future__ import annotations
 
-import html
 import logging
 import warnings
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, Sequence
 
 import numpy as np
@@ -38,9 +35,9 @@ __all__ = [
     "pca_projection",
     "umap_projection",
     "project",
-    "side_by_side",
-    "joint_projection",
-    "before_after",
+    "side_by_side_layout",
+    "joint_layout",
+    "before_after_layout",
 ]
 
 _METHODS = ("pca", "umap")
@@ -287,37 +284,17 @@ def _pair_colors(coords_a: np.ndarray) -> np.ndarray:
     return (np.arctan2(c[:, 1], c[:, 0]) + np.pi) / (2 * np.pi)
 
 
-def _save_png(fig, path: str | Path) -> Path:
-    import matplotlib.pyplot as plt
-
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
-
-
-def _write_plotly_html(fig, path: str | Path) -> Path:
-    """Self-contained HTML (plotly.js inlined, no external resource)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    text = fig.to_html(include_plotlyjs=True, full_html=True, config={"displaylogo": False})
-    path.write_text(text, encoding="utf-8")
-    return path
-
 
 def _prepare_2d(x: Any, method: str, metric: str, seed: int, n_neighbors: int) -> np.ndarray:
     return project(x, method=method, n_components=2, metric=metric, seed=seed, n_neighbors=n_neighbors).coords
 
 
-def side_by_side(
+def side_by_side_layout(
     weights_a: Any,
     weights_b: Any,
     matching: Any,
     *,
     method: str = "pca",
-    path_png: str | Path,
-    path_html: str | Path | None = None,
     labels: Sequence[str] = ("A", "B"),
     metric: str = "cosine",
     seed: int = 0,
@@ -326,15 +303,15 @@ def side_by_side(
     max_links: int = 300,
     names_a: Sequence[str] | None = None,
     names_b: Sequence[str] | None = None,
-    title: str | None = None,
 ) -> dict[str, Any]:
-    """Two models' rows (n_a, d_a) and (n_b, d_b), each projected on its own, matched pairs highlighted.
+    """Coordinates of a side-by-side view of rows (n_a, d_a) and (n_b, d_b), each projected on its own.
 
     B's coordinates are aligned to A's by the similarity transform (scale, rotation/reflection, shift)
-    that best maps matched B rows onto their A partners (``align=True``); matched pairs share a colour and
-    the ``max_links`` best-correlated pairs are joined by lines. ``names_a``/``names_b``: optional hover
-    labels per feature (escaped). Returns dict with ``coords_a``, ``coords_b`` (aligned, before the
-    side-by-side offset), ``n_links``, ``png`` and ``html`` paths.
+    that best maps matched B rows onto their A partners (``align=True``). Returns a dict: ``coords_a``,
+    ``coords_b`` (n, 2; aligned, before the side-by-side offset), ``box_a``, ``box_b`` (in the unit box;
+    B shifted right by 1.25), ``order`` (the ``max_links`` best-correlated pairs), ``color_a``,
+    ``color_b`` (pair colour in [0, 1), NaN when unmatched), ``matched_a``, ``matched_b`` (bool),
+    ``matching``, ``labels``, ``names_a``, ``names_b`` (checked hover texts or None), ``method``.
     """
     from featgeom_tda.core.types import as_weights
 
@@ -365,80 +342,14 @@ def side_by_side(
     matched_a[m.index_a] = True
     matched_b = np.zeros(wb.n_features, bool)
     matched_b[m.index_b] = True
-    caption = title or f"{la} vs {lb}: {method.upper()} of rows, {len(m)} matched pairs"
-
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    from matplotlib.collections import LineCollection
-
-    fig, ax = plt.subplots(figsize=(11, 5.5))
-    if order.size:
-        segs = np.stack([ba[m.index_a[order]], bb_shift[m.index_b[order]]], axis=1)
-        ax.add_collection(LineCollection(segs, colors="0.6", linewidths=0.4, alpha=0.5, zorder=1))
-    for pts, matched, col in ((ba, matched_a, color), (bb_shift, matched_b, color_b)):
-        ax.scatter(pts[~matched, 0], pts[~matched, 1], s=4, c="0.8", zorder=2, linewidths=0)
-        ax.scatter(pts[matched, 0], pts[matched, 1], s=9, c=col[matched], cmap="hsv", vmin=0, vmax=1, zorder=3, linewidths=0)
-    ax.text(0.5, 1.05, la, ha="center", fontsize=12, transform=ax.transData)
-    ax.text(1.75, 1.05, lb, ha="center", fontsize=12, transform=ax.transData)
-    ax.set_xlim(-0.05, 2.3)
-    ax.set_ylim(-0.05, 1.12)
-    ax.set_xticks([])
-    ax.set_yticks([])
-    ax.set_title(caption, fontsize=10)
-    fig.tight_layout()
-    png = _save_png(fig, path_png)
-
-    html_path = None
-    if path_html is not None:
-        import plotly.graph_objects as go
-
-        corr_a = np.full(wa.n_features, np.nan)
-        partner_a = np.full(wa.n_features, -1)
-        corr_a[m.index_a] = m.correlation
-        partner_a[m.index_a] = m.index_b
-        corr_b = np.full(wb.n_features, np.nan)
-        partner_b = np.full(wb.n_features, -1)
-        corr_b[m.index_b] = m.correlation
-        partner_b[m.index_b] = m.index_a
-
-        def hover(label, names, partner, corr, n):
-            out = []
-            for i in range(n):
-                t = f"{html.escape(label)} feature {i}"
-                if names is not None and names[i]:
-                    t += f"<br>{html.escape(names[i])}"
-                if partner[i] >= 0:
-                    t += f"<br>partner {int(partner[i])} (r = {corr[i]:.3f})"
-                out.append(t)
-            return np.array(out, dtype=object)
-
-        ha = hover(la, na_txt, partner_a, corr_a, wa.n_features)
-        hb = hover(lb, nb_txt, partner_b, corr_b, wb.n_features)
-        fig2 = go.Figure()
-        if order.size:
-            xs, ys = [], []
-            for i in order:
-                p, q = ba[m.index_a[i]], bb_shift[m.index_b[i]]
-                xs += [p[0], q[0], None]
-                ys += [p[1], q[1], None]
-            fig2.add_trace(go.Scattergl(x=xs, y=ys, mode="lines", line=dict(color="rgba(120,120,120,0.35)", width=1),
-                                        hoverinfo="skip", name="links"))
-        for pts, matched, col, hv, lab in ((ba, matched_a, color, ha, la), (bb_shift, matched_b, color_b, hb, lb)):
-            fig2.add_trace(go.Scattergl(x=pts[~matched, 0], y=pts[~matched, 1], mode="markers",
-                                        marker=dict(size=4, color="lightgrey"), text=hv[~matched],
-                                        hoverinfo="text", name=f"{html.escape(lab)} unmatched"))
-            fig2.add_trace(go.Scattergl(x=pts[matched, 0], y=pts[matched, 1], mode="markers",
-                                        marker=dict(size=6, color=col[matched], colorscale="HSV", cmin=0, cmax=1),
-                                        text=hv[matched], hoverinfo="text", name=f"{html.escape(lab)} matched"))
-        fig2.update_layout(title=html.escape(caption), xaxis=dict(visible=False), yaxis=dict(visible=False),
-                           template="plotly_white", width=1100, height=600)
-        html_path = _write_plotly_html(fig2, path_html)
-    return {"coords_a": ca, "coords_b": cb, "n_links": int(order.size), "png": png, "html": html_path}
+    return {
+        "coords_a": ca, "coords_b": cb, "box_a": ba, "box_b": bb_shift, "order": order, "color_a": color,
+        "color_b": color_b, "matched_a": matched_a, "matched_b": matched_b, "matching": m, "labels": (la, lb),
+        "names_a": na_txt, "names_b": nb_txt, "method": method,
+    }
 
 
-def joint_projection(
+def joint_layout(
     weights_a: Any,
     weights_b: Any,
     *,
@@ -448,8 +359,6 @@ def joint_projection(
     normalize: bool = True,
     seed: int = 0,
     n_neighbors: int = 15,
-    path_png: str | Path | None = None,
-    path_html: str | Path | None = None,
     labels: Sequence[str] = ("A", "B"),
     max_links: int = 300,
 ) -> dict[str, Any]:
@@ -457,7 +366,8 @@ def joint_projection(
 
     Both must have the same ``d`` (same space), else ValueError. ``normalize`` scales rows to unit norm
     first. Returns dict with ``projection`` (Projection of the stacked rows), ``coords_a``, ``coords_b``,
-    and ``png`` / ``html`` paths when asked for; matched pairs (if ``matching``) are linked.
+    ``links`` (start and end points (n_links, 2) of the best-correlated matched pairs, or None) and
+    ``labels``.
     """
     from featgeom_tda.core.types import as_weights
 
@@ -478,17 +388,14 @@ def joint_projection(
         xa, xb = _unit_rows(xa, "weights_a"), _unit_rows(xb, "weights_b")
     proj = project(np.vstack([xa, xb]), method=method, n_components=2, metric=metric, seed=seed, n_neighbors=n_neighbors)
     ca, cb = proj.coords[: wa.n_features], proj.coords[wa.n_features :]
-    out: dict[str, Any] = {"projection": proj, "coords_a": ca, "coords_b": cb, "png": None, "html": None}
     links = None
     if m is not None and len(m):
         order = np.argsort(-m.correlation, kind="stable")[:max_links]
         links = (ca[m.index_a[order]], cb[m.index_b[order]])
-    out.update(_overlay_figures(ca, cb, links, la, lb, f"joint {method.upper()} of {la} and {lb} rows",
-                                path_png, path_html, None, None))
-    return out
+    return {"projection": proj, "coords_a": ca, "coords_b": cb, "links": links, "labels": (la, lb)}
 
 
-def before_after(
+def before_after_layout(
     acts_before: Any,
     acts_after: Any,
     *,
@@ -498,8 +405,6 @@ def before_after(
     n_neighbors: int = 15,
     max_points: int = 3000,
     max_links: int = 300,
-    path_png: str | Path | None = None,
-    path_html: str | Path | None = None,
     labels: Sequence[str] = ("before", "after"),
     token_labels: Sequence[str] | None = None,
 ) -> dict[str, Any]:
@@ -507,10 +412,11 @@ def before_after(
 
     Inputs: FeatureActivations / scipy sparse / numpy / torch with the same ``n_features``. When both have
     the same rows (same tokens) they are treated as paired: the same seeded subsample of at most
-    ``max_points`` rows is drawn from both and up to ``max_links`` pairs are joined by arrows.
-    ``token_labels``: optional hover text per row (escaped). Returns dict with ``coords_before``,
-    ``coords_after``, ``rows`` (subsampled row indices of before, and of after), ``paired``,
-    ``mean_shift`` (norm of the difference of mean activation vectors, full space), ``png``, ``html``.
+    ``max_points`` rows is drawn from both and up to ``max_links`` pairs are linked. Returns dict with
+    ``projection``, ``coords_before``, ``coords_after``, ``rows`` (subsampled row indices of before, and
+    of after), ``paired``, ``mean_shift`` (norm of the difference of mean activation vectors, full space),
+    ``links`` (or None), ``labels``, ``token_labels`` of the kept rows of before and after (raw strings,
+    or None).
     """
     from featgeom_tda.core.types import as_activations
 
@@ -544,74 +450,16 @@ def before_after(
     if paired and max_links:
         pick = rng.choice(ra.size, size=min(max_links, ra.size), replace=False)
         links = (ca[pick], cb[pick])
-    hov_a = [html.escape(tl[i]) for i in ra] if tl is not None else None
-    hov_b = [html.escape(tl[i]) for i in rb] if (tl is not None and paired) else None
-    out: dict[str, Any] = {
+    hov_a = [tl[i] for i in ra] if tl is not None else None
+    hov_b = [tl[i] for i in rb] if (tl is not None and paired) else None
+    return {
         "projection": proj,
         "coords_before": ca,
         "coords_after": cb,
         "rows": (ra, rb),
         "paired": paired,
         "mean_shift": float(np.linalg.norm(mean_b - mean_a)),
+        "links": links,
+        "labels": (la, lb),
+        "token_labels": (hov_a, hov_b),
     }
-    out.update(_overlay_figures(ca, cb, links, la, lb, f"{la} vs {lb}: joint {method.upper()} of activations",
-                                path_png, path_html, hov_a, hov_b, arrows=True))
-    return out
-
-
-def _overlay_figures(
-    ca: np.ndarray,
-    cb: np.ndarray,
-    links: tuple[np.ndarray, np.ndarray] | None,
-    la: str,
-    lb: str,
-    caption: str,
-    path_png: str | Path | None,
-    path_html: str | Path | None,
-    hover_a: Sequence[str] | None,
-    hover_b: Sequence[str] | None,
-    *,
-    arrows: bool = False,
-) -> dict[str, Any]:
-    """PNG and/or HTML of two point sets in one coordinate system, with optional links a -> b."""
-    out: dict[str, Any] = {"png": None, "html": None}
-    if path_png is not None:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-        from matplotlib.collections import LineCollection
-
-        fig, ax = plt.subplots(figsize=(7, 6))
-        if links is not None and len(links[0]):
-            if arrows:
-                d = links[1] - links[0]
-                ax.quiver(links[0][:, 0], links[0][:, 1], d[:, 0], d[:, 1], angles="xy", scale_units="xy", scale=1,
-                          width=0.002, color="0.5", alpha=0.6, zorder=1)
-            else:
-                ax.add_collection(LineCollection(np.stack(links, axis=1), colors="0.6", linewidths=0.4, alpha=0.5, zorder=1))
-        ax.scatter(ca[:, 0], ca[:, 1], s=6, alpha=0.7, label=la, zorder=2, linewidths=0)
-        ax.scatter(cb[:, 0], cb[:, 1], s=6, alpha=0.7, label=lb, zorder=3, linewidths=0)
-        ax.legend(fontsize=9)
-        ax.set_title(caption, fontsize=10)
-        fig.tight_layout()
-        out["png"] = _save_png(fig, path_png)
-    if path_html is not None:
-        import plotly.graph_objects as go
-
-        fig2 = go.Figure()
-        if links is not None and len(links[0]):
-            xs, ys = [], []
-            for p, q in zip(links[0], links[1]):
-                xs += [p[0], q[0], None]
-                ys += [p[1], q[1], None]
-            fig2.add_trace(go.Scattergl(x=xs, y=ys, mode="lines", line=dict(color="rgba(120,120,120,0.35)", width=1),
-                                        hoverinfo="skip", name="links"))
-        for c, lab, hv in ((ca, la, hover_a), (cb, lb, hover_b)):
-            text = list(hv) if hv is not None else [f"{html.escape(lab)} {i}" for i in range(c.shape[0])]
-            fig2.add_trace(go.Scattergl(x=c[:, 0], y=c[:, 1], mode="markers", marker=dict(size=5, opacity=0.7),
-                                        text=text, hoverinfo="text", name=html.escape(lab)))
-        fig2.update_layout(title=html.escape(caption), template="plotly_white", width=900, height=750)
-        out["html"] = _write_plotly_html(fig2, path_html)
-    return out
-
