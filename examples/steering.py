@@ -43,8 +43,6 @@ from featgeom_tda.analyses.steering import (
     mean_activation_norm,
     month_task,
     partner_of,
-    plot_alpha_sweep,
-    plot_before_after,
     pronoun_task,
     restrict_to_baseline,
     rows_to_markdown,
@@ -52,6 +50,7 @@ from featgeom_tda.analyses.steering import (
     token_label,
     transfer_comparison,
 )
+from featgeom_tda.viz.steering import plot_alpha_sweep, plot_before_after
 
 ALPHAS = [0.0, 0.25, 0.5, 1.0, 2.0, 4.0]  # in units of the mean activation norm at the hook
 HELD_OUT_SEED = 7_001  # unrelated prompts and matching text: a corpus seed the models were not trained on

@@ -5,12 +5,10 @@ import torch
 from featgeom_tda.analyses.geometry import (
     Spectrum,
     effective_rank,
-    plot_spectra,
     random_spectrum,
     spectrum,
     spectrum_distance,
 )
-from featgeom_tda.analyses.geometry import spectra as spectra_module
 from featgeom_tda.core.types import FeatureWeights, Provenance
 
 
@@ -135,20 +133,7 @@ def test_spectrum_distance_invariances_symmetry_and_bounds():
     assert spectrum_distance(structured, baseline) > spectrum_distance(baseline, random_spectrum((100, 40), seed=1))
 
 
-def test_plot_spectra_draws_random_baselines_dashed(tmp_path):
-    spectra = {
-        "decoder": spectrum(with_singular_values(np.arange(1, 21, dtype=float) ** -1.0, 50)),
-        "random": random_spectrum((50, 20), seed=0),
-    }
-    fig = spectra_module._spectra_figure(spectra, quantity="normalized", title="t")
-    styles = [line.get_linestyle() for line in fig.axes[0].lines]
-    assert styles == ["-", "--"]
-    assert fig.axes[0].get_xscale() == "log" and fig.axes[0].get_yscale() == "log"
-    path = plot_spectra(spectra, tmp_path / "sub" / "spectra.png")
-    assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-
-
-def test_spectra_reject_bad_input(tmp_path):
+def test_spectra_reject_bad_input():
     with pytest.raises(ValueError, match=r"W must be 2-D"):
         spectrum(np.ones(5))
     with pytest.raises(ValueError, match=r"W contains 1 NaN"):
@@ -165,10 +150,6 @@ def test_spectra_reject_bad_input(tmp_path):
         spectrum_distance([1.0], [1.0], method="emd")
     with pytest.raises(ValueError, match=r"a must hold finite non-negative values"):
         spectrum_distance([1.0, -1.0], [1.0])
-    with pytest.raises(ValueError, match=r"spectra\['x'\] must be a Spectrum"):
-        plot_spectra({"x": np.ones(3)}, tmp_path / "p.png")
-    with pytest.raises(ValueError, match=r"quantity must be one of"):
-        plot_spectra({"x": random_spectrum((4, 3))}, tmp_path / "p.png", quantity="log")
 
 
 def test_spectrum_to_dict_is_plain_json():

@@ -3,7 +3,7 @@
 - :mod:`.similarity`: SVCCA, linear CKA, RSA, Procrustes, kNN Jaccard, mutual kNN of paired rows.
 - :mod:`.baselines`: random-pairing permutation tests (with exact fast paths) and random-subset baselines.
 - :mod:`.subspaces`: per-concept comparison of feature subspaces.
-- :mod:`.spectra`: singular-value spectra, effective rank, power-law slope, Gaussian baselines, plots.
+- :mod:`.spectra`: singular-value spectra, effective rank, power-law slope, Gaussian baselines (figures: :mod:`featgeom_tda.viz.spectra`).
 """
 
 from featgeom_tda.analyses.geometry.baselines import (
@@ -29,7 +29,6 @@ from featgeom_tda.analyses.geometry.similarity import (
 from featgeom_tda.analyses.geometry.spectra import (
     Spectrum,
     effective_rank,
-    plot_spectra,
     random_spectrum,
     spectrum,
     spectrum_distance,
@@ -55,7 +54,6 @@ __all__ = [
     "linear_cka",
     "mutual_knn",
     "permutation_test",
-    "plot_spectra",
     "principal_angle_cosines",
     "principal_angle_similarity",
     "procrustes",

@@ -5,7 +5,7 @@
 - measures: log-prob change, top-k next tokens, KL side effects, success rate, alpha sweeps, feature
   activation change.
 - tasks: pronoun / month / number steering tasks built from the concept groups.
-- selection: ``find_steering_feature``; transfer: ``transfer_comparison``; plots.
+- selection: ``find_steering_feature``; transfer: ``transfer_comparison``. Figures: :mod:`featgeom_tda.viz.steering`.
 """
 
 from __future__ import annotations
@@ -36,7 +36,6 @@ from .measures import (
     task_predictions,
     top_k_next,
 )
-from .plots import plot_alpha_sweep, plot_before_after
 from .selection import SteeringFeature, activation_scores, find_steering_feature, logit_scores
 from .tasks import SteeringTask, make_task, month_task, number_task, pronoun_task
 from .transfer import mean_activation_norm, partner_of, transfer_comparison
@@ -75,8 +74,6 @@ __all__ = [
     "partner_of",
     "mean_activation_norm",
     "transfer_comparison",
-    "plot_before_after",
-    "plot_alpha_sweep",
     "encode_text",
     "word_token_id",
     "token_label",

@@ -1,4 +1,4 @@
-"""Figures for steering results (matplotlib, Agg backend, written to files)."""
+"""Figures of steering results: feature changes and alpha sweeps (matplotlib Figure + Agg canvas, PNG files)."""
 
 from __future__ import annotations
 
@@ -7,18 +7,19 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from .measures import FeatureChange
+from featgeom_tda.analyses.steering.measures import FeatureChange
 
 __all__ = ["plot_before_after", "plot_alpha_sweep"]
 
 
-def _pyplot() -> Any:
-    import matplotlib
+def _figure(figsize: tuple[float, float]):
+    """A matplotlib Figure attached to an Agg canvas (no pyplot, no global backend)."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
 
-    matplotlib.use("Agg", force=False)
-    import matplotlib.pyplot as plt
-
-    return plt
+    fig = Figure(figsize=figsize)
+    FigureCanvasAgg(fig)
+    return fig
 
 
 def plot_before_after(
@@ -34,8 +35,8 @@ def plot_before_after(
     labels = list(token_labels) if token_labels is not None else [str(t) for t in change.token_ids]
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    plt = _pyplot()
-    fig, (ax_bar, ax_map) = plt.subplots(1, 2, figsize=(12, 0.35 * n_feat + 2.5), gridspec_kw={"width_ratios": [1, 1.4]})
+    fig = _figure((12, 0.35 * n_feat + 2.5))
+    ax_bar, ax_map = fig.subplots(1, 2, gridspec_kw={"width_ratios": [1, 1.4]})
     y = np.arange(n_feat)
     ax_bar.barh(y - 0.2, change.before.max(axis=0), height=0.4, label="before", color="#888888")
     ax_bar.barh(y + 0.2, change.after.max(axis=0), height=0.4, label="after", color="#d95f02")
@@ -53,7 +54,6 @@ def plot_before_after(
     fig.suptitle(title or f"SAE features at {change.hook_name}")
     fig.tight_layout()
     fig.savefig(path, dpi=110)
-    plt.close(fig)
     return path
 
 
@@ -66,8 +66,8 @@ def plot_alpha_sweep(rows: Sequence[dict[str, Any]], path: str | Path, *, title:
         raise ValueError(f"rows need the keys alpha and success_rate; missing {sorted(missing)}")
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    plt = _pyplot()
-    fig, ax = plt.subplots(figsize=(6, 4))
+    fig = _figure((6, 4))
+    ax = fig.subplots()
     alphas = [r["alpha"] for r in rows]
     ax.plot(alphas, [r["success_rate"] for r in rows], "o-", color="#1b9e77", label="success rate")
     ax.set_xlabel("alpha")
@@ -80,5 +80,4 @@ def plot_alpha_sweep(rows: Sequence[dict[str, Any]], path: str | Path, *, title:
     ax.set_title(title)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
-    plt.close(fig)
     return path
