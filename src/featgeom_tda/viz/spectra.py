@@ -36,7 +36,7 @@ def plot_spectra(
 
 
 def _spectra_figure(spectra: dict[str, Spectrum], *, quantity: str, title: str | None):
-    """The matplotlib Figure drawn by :func:`plot_spectra` (no pyplot, no global backend change)."""
+    """The matplotlib Figure drawn by :func:`plot_spectra` (object API, no global backend change)."""
     check_choice(quantity, "quantity", ("normalized", "singular_values", "explained_variance"))
     if not isinstance(spectra, dict) or not spectra:
         raise ValueError("spectra must be a non-empty dict label -> Spectrum")

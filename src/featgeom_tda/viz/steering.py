@@ -13,7 +13,7 @@ __all__ = ["plot_before_after", "plot_alpha_sweep"]
 
 
 def _figure(figsize: tuple[float, float]):
-    """A matplotlib Figure attached to an Agg canvas (no pyplot, no global backend)."""
+    """A matplotlib Figure attached to an Agg canvas (object API, no global backend)."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
