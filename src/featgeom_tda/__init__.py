@@ -77,7 +77,7 @@ _EXPORTS: dict[str, str] = {
     "plot_diagrams": "featgeom_tda.viz.topology",
     "pca_projection": "featgeom_tda.analyses.projection",
     "umap_projection": "featgeom_tda.analyses.projection",
-    "side_by_side": "featgeom_tda.analyses.projection",
+    "side_by_side": "featgeom_tda.viz.projection",
     # recipes
     "load_recipe": "featgeom_tda.pipeline.recipe",
     "run_recipe": "featgeom_tda.pipeline",
