@@ -141,7 +141,6 @@ def side_by_side(
                            template="plotly_white", width=1100, height=600)
         html_path = _write_plotly_html(fig2, path_html)
     return {"coords_a": ca, "coords_b": cb, "n_links": int(order.size), "png": png, "html": html_path}
-    return {"coords_a": ca, "coords_b": cb, "n_links": int(order.size), "png": png, "html": html_path}
 
 
 def joint_projection(
