@@ -9,31 +9,7 @@ from featgeom_tda.pipeline.selfcheck import Scorecard, check_pipeline
 from featgeom_tda.pipeline.selfcheck_sweep import scorecard_sweep, sweep_markdown
 from featgeom_tda.sources.synthetic import SyntheticPair, make_synthetic_pair
 
-# A pair in superposition (50 union features in a 20-dimensional common geometry, 40 per model) with
-# well-separated, sparse features: the regime the end-to-end checks are stated for.
-PAIR_ARGS = dict(n_shared=30, n_private_a=10, n_private_b=10, d_a=24, d_b=20, n_samples=20_000, seed=0)
-
-
-@pytest.fixture(scope="module", autouse=True)
-def _one_torch_thread():
-    # the SAEs here are tiny: one thread is faster than two on a shared machine
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
-@pytest.fixture(scope="module")
-def pair() -> SyntheticPair:
-    return make_synthetic_pair(**PAIR_ARGS)
-
-
-@pytest.fixture(scope="module")
-def small_pair() -> SyntheticPair:
-    # no superposition (16 union features in 16 dimensions): an exact linear read-out exists
-    return make_synthetic_pair(n_shared=8, n_private_a=4, n_private_b=4, d_a=20, d_b=16, n_samples=4000, seed=3)
-
-
+from synthetic_pairs import PAIR_ARGS, _one_torch_thread, pair, small_pair  # noqa: F401  (fixtures)
 
 @pytest.fixture(scope="module")
 def card(pair) -> Scorecard:
