@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy as np
 
+from featgeom_tda.core.types import json_default
 from featgeom_tda.analyses.topology import MapperGraph
 from featgeom_tda.core._validation import to_numpy
 from featgeom_tda.viz.templating import render_template
@@ -77,17 +78,9 @@ def _color_values(graph: MapperGraph, color_by: Any, color_name: str | None) -> 
     return values, color_name or "color"
 
 
-def _json_default(o: Any) -> Any:
-    if isinstance(o, np.generic):
-        return o.item()
-    if isinstance(o, np.ndarray):
-        return o.tolist()
-    raise TypeError(f"cannot serialise {type(o).__name__} to JSON")
-
-
 def _safe_json(obj: Any) -> str:
     """JSON that is inert inside a <script> element: '<', '>' and '&' become \\u escapes."""
-    text = json.dumps(obj, ensure_ascii=True, separators=(",", ":"), default=_json_default)
+    text = json.dumps(obj, ensure_ascii=True, separators=(",", ":"), default=json_default)
     return text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
 
 

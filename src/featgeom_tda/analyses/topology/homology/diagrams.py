@@ -17,6 +17,7 @@ from typing import Any
 
 import numpy as np
 
+from featgeom_tda.core.types import json_default
 from featgeom_tda.core._validation import check_positive_int, to_numpy
 
 __all__ = ["PersistenceDiagrams", "persistence_entropy", "betti_curve"]
@@ -122,7 +123,7 @@ class PersistenceDiagrams:
         if self.landmark_indices is not None:
             arrays["landmark_indices"] = np.ascontiguousarray(self.landmark_indices, dtype=np.int64)
         save_file(arrays, str(path / "bars.safetensors"))
-        (path / "diagrams.json").write_text(json.dumps(self.to_dict(), indent=2, default=_json_default))
+        (path / "diagrams.json").write_text(json.dumps(self.to_dict(), indent=2, default=json_default))
         return path
 
     @classmethod
@@ -162,7 +163,6 @@ def _check_bars(bars: Any, name: str) -> np.ndarray:
     if (arr[:, 1] < arr[:, 0]).any():
         raise ValueError(f"{name} has bars with death < birth")
     return np.ascontiguousarray(arr)
-
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -216,11 +216,3 @@ def betti_curve(diagrams: Any, dim: int, grid: Any) -> np.ndarray:
     d = diagram_of(diagrams, dim, "diagrams")
     alive = (d[:, 0][None, :] <= g[:, None]) & (g[:, None] < d[:, 1][None, :])
     return alive.sum(axis=1).astype(np.int64)
-
-
-def _json_default(o: Any) -> Any:
-    if isinstance(o, np.generic):
-        return o.item()
-    if isinstance(o, np.ndarray):
-        return o.tolist()
-    raise TypeError(f"cannot serialise {type(o).__name__} to JSON")

@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 import scipy.sparse as sp
 
+from featgeom_tda.core.types import json_default
 from featgeom_tda.core._validation import to_numpy
 
 __all__ = ["MapperGraph", "check_annotations"]
@@ -255,7 +256,7 @@ class MapperGraph:
 
         path = Path(path)
         path.mkdir(parents=True, exist_ok=True)
-        (path / "graph.json").write_text(json.dumps(self.to_dict(), indent=1, default=_json_default))
+        (path / "graph.json").write_text(json.dumps(self.to_dict(), indent=1, default=json_default))
         save_file({"lens": np.ascontiguousarray(self.lens)}, str(path / "lens.safetensors"))
         return path
 
@@ -330,11 +331,3 @@ def _distribution(values: np.ndarray, *, integer: bool) -> dict[str, Any]:
         "median": float(np.median(values)),
         "histogram": hist,
     }
-
-
-def _json_default(o: Any) -> Any:
-    if isinstance(o, np.generic):
-        return o.item()
-    if isinstance(o, np.ndarray):
-        return o.tolist()
-    raise TypeError(f"cannot serialise {type(o).__name__} to JSON")
