@@ -107,6 +107,7 @@ def test_private_modules_of_other_packages_are_reported_except_core(checker, tmp
 
 
 def test_relative_imports_resolve_from_packages_and_modules(checker, tmp_path):
+    """Pins the checker's private relative-import resolution on purpose: packages and modules differ by one level."""
     root = _tree(tmp_path, {"__init__.py": "", "core/__init__.py": "", "core/sub/__init__.py": "", "core/sub/m.py": ""})
     modules = checker.discover(root)
     assert checker._resolve_relative("featgeom_tda.core.sub", True, 1, "m") == "featgeom_tda.core.sub.m"

@@ -21,6 +21,7 @@ def with_singular_values(s, n_rows, seed=0):
 
 
 def test_plot_spectra_draws_random_baselines_dashed(tmp_path):
+    """Pins the private _spectra_figure on purpose: the drawn Figure is the only place line styles can be read."""
     spectra = {
         "decoder": spectrum(with_singular_values(np.arange(1, 21, dtype=float) ** -1.0, 50)),
         "random": random_spectrum((50, 20), seed=0),

@@ -330,6 +330,7 @@ def test_rsa_with_many_tied_distances_equals_scipy(compare, monkeypatch):
 
 
 def test_doubled_ranks_equal_scipy_average_ranks_with_ties(monkeypatch):
+    """Pins the private rank kernel of RSA on purpose: ties must give scipy's average ranks, doubled."""
     monkeypatch.setattr(sim, "_CHUNK_ENTRIES", 5)
     rng = np.random.default_rng(31)
     for values in (rng.integers(0, 6, size=50).astype(float), rng.standard_normal(41), np.ones(7)):
@@ -340,6 +341,7 @@ def test_doubled_ranks_equal_scipy_average_ranks_with_ties(monkeypatch):
 
 
 def test_condensed_rdm_matches_pdist_across_blocks(monkeypatch):
+    """Pins the private blocked RDM on purpose: every block boundary must equal scipy's pdist."""
     monkeypatch.setattr(sim, "_CHUNK_ENTRIES", 23)
     X = np.random.default_rng(32).standard_normal((19, 4))
     for rdm in ("correlation", "cosine", "euclidean"):
