@@ -48,3 +48,18 @@ def test_results_json_is_strict(tmp_path):
 
     p = write_results_json(tmp_path / "r.json", {"a": float("nan"), "b": np.float32(1.5), "c": np.arange(2)})
     assert json.loads(p.read_text()) == {"a": None, "b": 1.5, "c": [0, 1]}
+
+
+@pytest.mark.parametrize("href", [
+    "https://example.org", "//example.org/x", "javascript:alert(1)", " JavaScript:alert(1)", "java\tscript:alert(1)",
+    "data:text/html,<b>x</b>", "mailto:a@b.c", "/etc/passwd", "file:///etc/passwd", "",
+])
+def test_report_refuses_every_non_local_link(tmp_path, href):
+    with pytest.raises(ValueError, match="link"):
+        write_report(tmp_path, "t", [Section("x", "X", links=[("bad", href)])])
+
+
+@pytest.mark.parametrize("href", ["mapper_a.html", "../topology/mapper_a.html", "sub/dir/page.html#node-3"])
+def test_report_keeps_relative_links(tmp_path, href):
+    html = write_report(tmp_path, "t", [Section("x", "X", links=[("ok", href)])]).read_text()
+    assert f'href="{href}"' in html

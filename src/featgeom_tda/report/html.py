@@ -43,15 +43,25 @@ class Section:
     notes: list[str] = field(default_factory=list)
 
 
+def check_local_link(href: Any, *, where: str) -> None:
+    """Refuse anything but a relative path: no scheme (``https:``, ``javascript:``, ``data:``), no host, not absolute."""
+    from urllib.parse import urlsplit
+
+    if not isinstance(href, str) or not href.strip():
+        raise ValueError(f"{where}: link {href!r} must be a non-empty relative path")
+    text = "".join(href.split()).lower()  # browsers ignore whitespace and control characters inside a scheme
+    parts = urlsplit(text)
+    if parts.scheme or parts.netloc or text.startswith(("/", "\\")) or ":" in text.split("/")[0]:
+        raise ValueError(f"{where}: link {href!r} is not a local relative path")
+
+
 def render_report(title: str, sections: Sequence[Section], *, subtitle: str = "", summary: Sequence[tuple[str, Any]] = ()) -> str:
     """The report as one HTML string."""
     from featgeom_tda.viz.templating import render_template
 
     for s in sections:
-        for link in s.links:
-            href = link[1]
-            if "://" in href or href.startswith("//"):
-                raise ValueError(f"section {s.id!r}: link {href!r} is not a local relative path")
+        for _, href in s.links:
+            check_local_link(href, where=f"section {s.id!r}")
     return render_template("report.html.j2", title=title, subtitle=subtitle, sections=sections, summary=list(summary))
 
 
