@@ -130,6 +130,7 @@ class SAEInfo(StageResult):
     fvu: float | None = None
     l0: float | None = None
     dead_fraction: float | None = None
+    spec: str = ""  # the recipe's SAE spec, e.g. "topk k=16, 4x d_model"
     training: dict[str, Any] = field(default_factory=dict)
 
 

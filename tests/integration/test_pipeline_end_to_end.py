@@ -26,6 +26,8 @@ def small_run(tmp_path_factory):
     data["geometry"]["n_subset_draws"] = 5
     data["topology"]["n_landmarks"] = 60
     data["matching"]["threshold"] = 0.1
+    # the small embedded default's SAEs are TopK k=4: model A asks for that one, model B for k=16 (so it is trained)
+    data["models"][0]["layers"][0]["sae"]["k"] = 4
     recipe = recipe_from_dict(data)
     pipe = run_recipe(recipe)
     return recipe, pipe
@@ -46,6 +48,10 @@ def test_every_stage_ran_and_report_written(small_run):
     main = results["stages"]["matching"]["main_pair"]
     assert results["stages"]["matching"]["pairs"][main]["n_pairs"] > 0
     # the layer grid: 1 layer of A x 2 layers of B
+    saes = results["stages"]["sources"]["saes"]
+    assert saes["tiny-1L__blocks.0.hook_resid_post"]["kind"] == "train (embedded default)"
+    assert saes["tiny-2L__blocks.1.hook_resid_post"]["kind"] == "train"  # the recipe's k=16, not the built-in k=4
+    assert saes["tiny-2L__blocks.1.hook_resid_post"]["spec"] == "topk k=16, 4x d_model"
     assert len(results["stages"]["geometry"]["grid"]) == 2
 
 

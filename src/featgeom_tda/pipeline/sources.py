@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import logging
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -17,7 +18,9 @@ from featgeom_tda.pipeline.layers import Layer, layers_of
 from featgeom_tda.pipeline.recipe import Recipe, SAESpec
 from featgeom_tda.results import ModelInfo, SAEInfo
 
-__all__ = ["Sources", "build_sources", "source_options", "uses_embedded"]
+__all__ = ["Sources", "build_sources", "describe_sae_spec", "source_options", "uses_embedded"]
+
+log = logging.getLogger(__name__)
 
 _SAE_INFO_KEYS = ("fvu", "l0", "dead_fraction")
 
@@ -66,7 +69,7 @@ def build_sources(recipe: Recipe) -> Sources:
         for layer, lspec in zip(layers_of(recipe, side), spec.layers):
             sae, report = _layer_sae(recipe, models[spec.name], layer, lspec.sae, embedded, tokenizer, texts)
             saes[layer.key] = sae
-            sae_info[layer.key] = _sae_info(layer, report)
+            sae_info[layer.key] = _sae_info(layer, report, describe_sae_spec(lspec.sae))
     return Sources(models, tokenizer, texts, saes, sae_info, model_info, embedded)
 
 
@@ -104,11 +107,11 @@ def _models(recipe: Recipe, embedded: Any) -> tuple[dict[str, Any], dict[str, di
     return models, info, tokenizer
 
 
-def _sae_info(layer: Layer, report: dict[str, Any]) -> SAEInfo:
+def _sae_info(layer: Layer, report: dict[str, Any], spec: str) -> SAEInfo:
     rest = {k: v for k, v in report.items() if k not in ("kind", "width", *_SAE_INFO_KEYS)}
     return SAEInfo(
         model=layer.model, hook=layer.hook, kind=report["kind"], width=int(report["width"]),
-        **{k: report.get(k) for k in _SAE_INFO_KEYS}, training=rest,
+        **{k: report.get(k) for k in _SAE_INFO_KEYS}, spec=spec, training=rest,
     )
 
 
@@ -141,10 +144,31 @@ def _layer_sae(recipe: Recipe, model: Any, layer: Layer, sspec: SAESpec, embedde
         sae = sae_mod.load_sae(sspec.path)
         return sae, {"kind": "disk", "path": sspec.path, "width": int(sae.cfg.d_sae)}
     if embedded is not None and layer.model in embedded.saes and embedded.hooks.get(layer.model) == layer.hook:
-        report = dict(embedded.report.get("saes", {}).get(layer.model, {}))
-        sae = embedded.saes[layer.model]
-        return sae, {"kind": "train (embedded default)", "width": int(sae.cfg.d_sae), **report}
+        if _matches_embedded_sae(sspec, embedded):
+            report = dict(embedded.report.get("saes", {}).get(layer.model, {}))
+            sae = embedded.saes[layer.model]
+            return sae, {"kind": "train (embedded default)", "width": int(sae.cfg.d_sae), **report}
+        log.warning("%s: the recipe's SAE (%s) differs from the embedded default's; training it", layer.label,
+                    describe_sae_spec(sspec))
     return _train_or_load_sae(recipe, model, layer, sspec, tokenizer, texts)
+
+
+def describe_sae_spec(sspec: SAESpec) -> str:
+    """A short description of an SAE spec, e.g. ``topk k=16, 4x d_model``."""
+    if sspec.kind != "train":
+        return sspec.kind
+    shape = f"k={sspec.k}" if sspec.architecture == "topk" else f"l1={sspec.l1_coefficient:g}"
+    return f"{sspec.architecture} {shape}, {sspec.width_multiple}x d_model"
+
+
+def _matches_embedded_sae(sspec: SAESpec, embedded: Any) -> bool:
+    """Whether the embedded default's SAE is the one the spec asks for (architecture, width, k or L1)."""
+    cfg = embedded.config
+    if sspec.architecture != cfg.sae_architecture or sspec.width_multiple != cfg.sae_multiple:
+        return False
+    if sspec.architecture == "topk":
+        return sspec.k == cfg.sae_k
+    return sspec.l1_coefficient == cfg.sae_l1_coefficient
 
 
 def _train_or_load_sae(recipe: Recipe, model: Any, layer: Layer, sspec: SAESpec, tokenizer: Any,

@@ -41,7 +41,7 @@ def models_section(src: SourcesResult, ext: ExtractionResult) -> Section:
     sae_rows = []
     for key, s in src.saes.items():
         on_data = ext.layers.get(key)
-        sae_rows.append([s.model, s.hook, s.kind, s.width, s.fvu, s.l0, s.dead_fraction,
+        sae_rows.append([s.model, s.hook, s.kind, s.spec, s.width, s.fvu, s.l0, s.dead_fraction,
                          on_data.mean_l0 if on_data else None, on_data.dead_on_data if on_data else None])
     return Section(
         "models",
@@ -52,7 +52,8 @@ def models_section(src: SourcesResult, ext: ExtractionResult) -> Section:
             Table("Models (loss in nats per token; the unigram entropy is the loss of a model that ignores context)",
                   ["model", "layers", "d_model", "parameters", "final loss", "unigram entropy"], model_rows, csv_name="models.csv"),
             Table("SAEs: FVU = fraction of variance unexplained; L0 = active features per token; dead = never firing",
-                  ["model", "hook", "kind", "width", "FVU", "L0", "dead fraction", "L0 on compared tokens", "dead on compared tokens"],
+                  ["model", "hook", "kind", "recipe spec", "width", "FVU", "L0", "dead fraction", "L0 on compared tokens",
+                   "dead on compared tokens"],
                   sae_rows, csv_name="saes.csv"),
         ],
     )
