@@ -3,6 +3,8 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
+
 from featgeom_tda import cli
 
 BIN = Path(sys.executable).parent
@@ -120,3 +122,26 @@ def test_topology_command_bad_inputs(tmp_path, capsys):
         rc = cli.main(["topology", *argv, "--out", str(tmp_path / "o")])
         err = capsys.readouterr().err.strip()
         assert rc == 2 and "\n" not in err and message in err, (argv, err)
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--threads", "0", "validate", "embedded"], "--threads must be >= 1, got 0"),
+    (["--threads", "100000", "topology", "x.npy", "--out", "o"], "--threads must be at most 1024"),
+    (["validate", "."], "."),  # a directory given as a recipe
+])
+def test_user_errors_are_one_line_and_exit_2(argv, message, capsys):
+    assert cli.main(argv) == 2
+    err = capsys.readouterr().err
+    assert message in err and "Traceback" not in err and len(err.strip().splitlines()) == 1
+
+
+def test_an_internal_error_is_one_line_with_a_pointer_to_debug(monkeypatch, capsys):
+    def broken(args):
+        raise RuntimeError("boom")
+
+    monkeypatch.setitem(cli.COMMANDS, "info", ("print the version", lambda p: None, broken))
+    assert cli.main(["info"]) == 3
+    err = capsys.readouterr().err
+    assert "internal error: RuntimeError: boom" in err and "--debug" in err and "Traceback" not in err
+    with pytest.raises(RuntimeError, match="boom"):
+        cli.main(["--debug", "info"])

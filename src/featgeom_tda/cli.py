@@ -238,7 +238,8 @@ COMMANDS: dict[str, tuple[str, Callable[[argparse.ArgumentParser], None], Callab
 }
 
 
-HEAVY_COMMANDS = {"demo", "run", "report", "build-default", "synthetic", "match"}
+HEAVY_COMMANDS = {"demo", "run", "report", "build-default", "synthetic", "match", "topology"}
+MAX_THREADS = 1024  # torch threads; more is a typo, not a machine
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -247,6 +248,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Geometry and topology of SAE features across language models.",
     )
     parser.add_argument("-v", "--verbose", action="store_true", help="log debug messages")
+    parser.add_argument("--debug", action="store_true", help="show the Python traceback of an internal error")
     parser.add_argument(
         "--threads", type=int, default=1, metavar="N",
         help="torch CPU threads for training and forward passes (default 1: small models run fastest so)",
@@ -260,6 +262,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """Run one subcommand. Exit codes: 0 done; 2 a user error (one line naming it); 3 an internal error (one
+    line; ``--debug`` shows the traceback)."""
     parser = build_parser()
     args = parser.parse_args(argv)
     logging.basicConfig(
@@ -268,18 +272,31 @@ def main(argv: Sequence[str] | None = None) -> int:
     if getattr(args, "_run", None) is None:
         parser.print_help()
         return 2
+    if args.threads < 1:
+        print(f"featgeom: error: --threads must be >= 1, got {args.threads}", file=sys.stderr)
+        return 2
+    if args.threads > MAX_THREADS:
+        print(f"featgeom: error: --threads must be at most {MAX_THREADS}, got {args.threads}", file=sys.stderr)
+        return 2
     if args.command in HEAVY_COMMANDS:
         import torch
 
-        if args.threads < 1:
-            print(f"featgeom: error: --threads must be >= 1, got {args.threads}", file=sys.stderr)
-            return 2
         torch.set_num_threads(args.threads)
     try:
         return int(args._run(args) or 0)
-    except (CommandError, ValueError, FileNotFoundError) as exc:
+    except (CommandError, ValueError, FileNotFoundError, FileExistsError, NotADirectoryError, IsADirectoryError,
+            PermissionError) as exc:
         print(f"featgeom {args.command}: error: {exc}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        print(f"featgeom {args.command}: interrupted", file=sys.stderr)
+        return 130
+    except Exception as exc:  # an internal error: one line, the traceback on request
+        if args.debug:
+            raise
+        print(f"featgeom {args.command}: internal error: {type(exc).__name__}: {exc} (rerun with --debug for the traceback)",
+              file=sys.stderr)
+        return 3
 
 
 if __name__ == "__main__":  # pragma: no cover

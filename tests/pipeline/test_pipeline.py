@@ -122,3 +122,11 @@ def test_stage_returning_the_wrong_type_is_refused(tmp_path):
     fake["sources"] = lambda ctx: {"stage": "sources"}
     with pytest.raises(TypeError, match=r"stage 'sources' returned dict; expected FakeResult"):
         _run(_recipe(), tmp_path, fake)
+
+
+def test_renaming_the_recipe_rebuilds_the_report_only(tmp_path):
+    fake = CountingStages()
+    _run(_recipe(), tmp_path, fake)
+    _run(_recipe(name="renamed"), tmp_path, fake)
+    assert fake.calls["report"] == 2
+    assert all(fake.calls[s] == 1 for s in STAGES[:-1])

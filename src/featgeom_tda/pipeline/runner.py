@@ -45,7 +45,7 @@ STAGE_INPUTS: dict[str, tuple[str, ...]] = {
     "topology": ("topology", "seed"),
     "interpretation": ("interpretation", "seed"),
     "steering": ("steering", "seed"),
-    "report": (),
+    "report": (),  # the report shows the whole recipe: every section is an input
 }
 
 StageFunction = Callable[[RunContext], StageResult]
@@ -102,7 +102,7 @@ class Pipeline:
 
     def fingerprint(self, name: str) -> str:
         recipe = self.recipe.to_dict()
-        sections: dict[str, Any] = {k: recipe[k] for k in STAGE_INPUTS[name]}
+        sections: dict[str, Any] = recipe if name == "report" else {k: recipe[k] for k in STAGE_INPUTS[name]}
         if name == "sources":
             sections["source_options"] = source_options(self.recipe)
         upstream = {s: self.records[s].digest() for s in STAGES[: STAGES.index(name)] if s in self.records}
