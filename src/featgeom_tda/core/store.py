@@ -12,6 +12,14 @@ Writes are crash-safe: a shard is written under a temporary name and renamed, th
 the same way. A shard that is on disk but not in the manifest (the writer died between the two renames) is
 ignored and overwritten on resume, so a reader never sees half a shard. Reading a row range opens only the
 shards that overlap it.
+
+Corrupt input is refused with :class:`StoreError` naming the file and the problem: the manifest is checked
+against a schema when the store is opened (:func:`_validate_manifest`), and every shard's CSR structure is
+checked against the manifest when it is loaded or verified (:meth:`ActivationStore._read_tensors`).
+Completeness is one explicit state, :attr:`ActivationStore.complete`: :meth:`~ActivationStore.finalize`
+records how many shards and rows the finished store holds, and a finalized manifest that lists fewer is
+*incomplete* (:attr:`~ActivationStore.incomplete_reason` says why); reading it raises unless the caller
+passes ``allow_partial=True``.
 """
 
 from __future__ import annotations
@@ -36,6 +44,7 @@ log = logging.getLogger(__name__)
 MANIFEST = "manifest.json"
 FORMAT_VERSION = 1
 _TENSORS = ("indptr", "indices", "data", "token_ids", "doc_index", "position")
+_SHARD_KEYS = ("file", "row_start", "n_rows", "nnz", "sha256", "tensors", "meta")
 
 
 class StoreError(ValueError):
@@ -112,14 +121,21 @@ class ActivationStore:
         mpath = path / MANIFEST
         if not mpath.exists():
             raise StoreError(f"path {str(path)!r} is not an activation store: {MANIFEST} is missing")
+        if not mpath.is_file():
+            raise StoreError(f"{mpath} must be a regular file, got a {'directory' if mpath.is_dir() else 'special file'}")
         try:
-            manifest = json.loads(mpath.read_text())
-        except json.JSONDecodeError as exc:
+            raw = mpath.read_bytes()
+        except OSError as exc:
+            raise StoreError(f"{mpath} cannot be read: {exc}") from None
+        try:
+            text = raw.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise StoreError(f"{mpath} is not UTF-8 text: {exc}") from None
+        try:
+            manifest = json.loads(text)
+        except (json.JSONDecodeError, RecursionError) as exc:
             raise StoreError(f"{mpath} is not valid JSON: {exc}") from None
-        if manifest.get("format_version") != FORMAT_VERSION:
-            raise StoreError(
-                f"{mpath} has format_version {manifest.get('format_version')!r}; this version reads {FORMAT_VERSION}"
-            )
+        _validate_manifest(manifest, mpath)
         return cls(path, manifest)
 
     @classmethod
@@ -155,9 +171,33 @@ class ActivationStore:
         return self._manifest["meta"]
 
     @property
-    def complete(self) -> bool:
-        """True once the writer called :meth:`finalize`."""
+    def finalized(self) -> bool:
+        """True once the writer called :meth:`finalize` (the store takes no more shards)."""
         return bool(self._manifest["complete"])
+
+    @property
+    def incomplete_reason(self) -> str | None:
+        """``None`` for a complete store, else why it is not complete (unfinished, or shards lost)."""
+        if not self._manifest["complete"]:
+            return f"store {str(self.path)!r} is unfinished ({self.n_shards} shards, {self.n_rows} rows so far)"
+        want_shards = self._manifest.get("expected_shards")
+        want_rows = self._manifest.get("expected_rows")
+        if want_shards is not None and self.n_shards != want_shards:
+            return (
+                f"store {str(self.path)!r} is incomplete: its manifest lists {self.n_shards} shards "
+                f"but the finished store held {want_shards}"
+            )
+        if want_rows is not None and self.n_rows != want_rows:
+            return (
+                f"store {str(self.path)!r} is incomplete: its manifest lists {self.n_rows} rows "
+                f"but the finished store held {want_rows}"
+            )
+        return None
+
+    @property
+    def complete(self) -> bool:
+        """True for a finalized store whose manifest still lists every shard and row it was finished with."""
+        return self.incomplete_reason is None
 
     @property
     def shards(self) -> list[ShardInfo]:
@@ -176,13 +216,13 @@ class ActivationStore:
         return self.n_rows
 
     def __repr__(self) -> str:
-        state = "complete" if self.complete else "partial"
+        state = "complete" if self.complete else ("incomplete" if self.finalized else "partial")
         return f"ActivationStore({str(self.path)!r}, n_rows={self.n_rows}, n_features={self.n_features}, shards={self.n_shards}, {state})"
 
     # -- writing -------------------------------------------------------------------------------------
     def append(self, acts: Any, *, meta: dict[str, Any] | None = None) -> ShardInfo:
         """Write one row block as the next shard. ``meta`` (JSON) is kept with the shard, e.g. a batch index."""
-        if self.complete:
+        if self.finalized:
             raise StoreError(f"store {str(self.path)!r} is finalized; it takes no more shards")
         acts = as_activations(acts, "acts")
         if acts.n_features != self.n_features:
@@ -204,7 +244,7 @@ class ActivationStore:
             "doc_index": acts.doc_index.astype(np.int64),
             "position": acts.position.astype(np.int64),
         }
-        save_file(tensors, str(tmp))
+        save_file(tensors, str(tmp), metadata={"n_features": str(self.n_features)})
         _fsync(tmp)
         os.replace(tmp, final)
         info = {
@@ -224,6 +264,8 @@ class ActivationStore:
         """Mark the store complete (a finished extraction); ``extra_meta`` is merged into ``meta``."""
         self._manifest["meta"].update(extra_meta)
         self._manifest["complete"] = True
+        self._manifest["expected_shards"] = self.n_shards
+        self._manifest["expected_rows"] = self.n_rows
         self._write_manifest()
 
     def truncate(self, n_shards: int) -> None:
@@ -232,6 +274,8 @@ class ActivationStore:
             raise StoreError(f"n_shards must be in [0, {self.n_shards}], got {n_shards}")
         self._manifest["shards"] = self._manifest["shards"][: int(n_shards)]
         self._manifest["complete"] = False
+        self._manifest.pop("expected_shards", None)
+        self._manifest.pop("expected_rows", None)
         self._write_manifest()
 
     def _write_manifest(self) -> None:
@@ -241,8 +285,26 @@ class ActivationStore:
         os.replace(tmp, self.path / MANIFEST)
 
     # -- reading -------------------------------------------------------------------------------------
-    def read(self, start: int | None = None, stop: int | None = None, *, verify: bool = True) -> FeatureActivations:
-        """Rows ``start:stop`` (default all) as :class:`FeatureActivations`, opening only overlapping shards."""
+    def _check_readable(self, allow_partial: bool) -> None:
+        if self.finalized and not allow_partial:
+            reason = self.incomplete_reason
+            if reason is not None:
+                raise StoreError(f"{reason}; refusing to read it (pass allow_partial=True to read what is listed)")
+
+    def read(
+        self,
+        start: int | None = None,
+        stop: int | None = None,
+        *,
+        verify: bool = True,
+        allow_partial: bool = False,
+    ) -> FeatureActivations:
+        """Rows ``start:stop`` (default all) as :class:`FeatureActivations`, opening only overlapping shards.
+
+        A finalized store that lost shards (``complete`` is False) is refused unless ``allow_partial=True``;
+        a store still being written is read as far as it goes.
+        """
+        self._check_readable(allow_partial)
         n = self.n_rows
         start = 0 if start is None else int(start)
         stop = n if stop is None else int(stop)
@@ -260,15 +322,22 @@ class ActivationStore:
             parts.append(acts if (lo == 0 and hi == info.n_rows) else acts.rows(lo, hi))
         return FeatureActivations.concatenate(parts)
 
-    def iter_shards(self, *, verify: bool = True) -> Iterator[tuple[ShardInfo, FeatureActivations]]:
+    def iter_shards(
+        self, *, verify: bool = True, allow_partial: bool = False
+    ) -> Iterator[tuple[ShardInfo, FeatureActivations]]:
         """Yield (shard info, activations) shard by shard: memory bounded by one shard."""
+        self._check_readable(allow_partial)
         for info in self.shards:
             yield info, self._load_shard(info, verify=verify)
 
     def verify(self) -> None:
-        """Check every shard's presence and checksum; raise :class:`StoreError` naming the first bad one."""
+        """Check completeness, then every shard's presence, checksum and CSR structure against the manifest.
+
+        Raises :class:`StoreError` naming the first problem (a finalized store that lost shards, or a bad shard).
+        """
+        self._check_readable(False)
         for info in self.shards:
-            self._check_file(info)
+            self._read_tensors(info, verify=True)
 
     def verify_shard(self, info: ShardInfo) -> Path:
         """Check one shard's presence and checksum; return its path or raise :class:`StoreError` naming it."""
@@ -278,7 +347,12 @@ class ActivationStore:
         f = self.path / info.file
         if not f.exists():
             raise StoreError(f"shard {info.file} of store {str(self.path)!r} is missing")
-        digest = file_digest(f)
+        if not f.is_file():
+            raise StoreError(f"shard {info.file} of store {str(self.path)!r} is not a regular file")
+        try:
+            digest = file_digest(f)
+        except OSError as exc:
+            raise StoreError(f"shard {info.file} of store {str(self.path)!r} cannot be read: {exc}") from None
         if digest != info.sha256:
             raise StoreError(
                 f"shard {info.file} of store {str(self.path)!r} is corrupt: checksum {digest[:12]}... "
@@ -286,18 +360,33 @@ class ActivationStore:
             )
         return f
 
-    def _load_shard(self, info: ShardInfo, *, verify: bool = True) -> FeatureActivations:
-        from safetensors import SafetensorError
-        from safetensors.numpy import load_file
+    def _read_tensors(self, info: ShardInfo, *, verify: bool = True) -> dict[str, np.ndarray]:
+        """The shard's tensors after checking them against the manifest; raise :class:`StoreError` naming it."""
+        from safetensors import SafetensorError, safe_open
 
         f = self._check_file(info) if verify else self.path / info.file
+        where = f"shard {info.file} of store {str(self.path)!r}"
+        if not f.is_file():
+            raise StoreError(f"{where} is missing")
         try:
-            t = load_file(str(f))
-        except (SafetensorError, OSError) as exc:
-            raise StoreError(f"shard {info.file} of store {str(self.path)!r} cannot be read: {exc}") from None
+            with safe_open(str(f), framework="np") as fh:
+                file_meta = fh.metadata() or {}
+                t = {k: fh.get_tensor(k) for k in fh.keys()}
+        except (SafetensorError, OSError, ValueError, TypeError) as exc:
+            raise StoreError(f"{where} cannot be read: {exc}") from None
         missing = [k for k in _TENSORS if k not in t]
         if missing:
-            raise StoreError(f"shard {info.file} of store {str(self.path)!r} lacks tensors {missing}")
+            raise StoreError(f"{where} lacks tensors {missing}")
+        recorded = file_meta.get("n_features")
+        if recorded is not None and recorded != str(self.n_features):
+            raise StoreError(
+                f"{where} was written with n_features={recorded} but the manifest says n_features={self.n_features}"
+            )
+        _check_csr(t, info, self.n_features, where)
+        return t
+
+    def _load_shard(self, info: ShardInfo, *, verify: bool = True) -> FeatureActivations:
+        t = self._read_tensors(info, verify=verify)
         self.loads += 1
         matrix = sp.csr_matrix((t["data"], t["indices"], t["indptr"]), shape=(info.n_rows, self.n_features))
         return FeatureActivations(
@@ -307,6 +396,117 @@ class ActivationStore:
             position=t["position"],
             provenance=self.provenance,
         )
+
+
+def _describe(value: Any) -> str:
+    if value is None:
+        return "null"
+    text = repr(value)
+    if len(text) > 60:
+        text = text[:57] + "..."
+    return f"{type(value).__name__} {text}"
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _need(d: dict[str, Any], key: str, where: str, what: str, ok: Any) -> Any:
+    """``d[key]`` if present and ``ok(value)``; else a :class:`StoreError` naming ``where``, the key and ``what``."""
+    if key not in d:
+        raise StoreError(f"{where}: key {key!r} is missing; expected {what}")
+    value = d[key]
+    if not ok(value):
+        raise StoreError(f"{where}: key {key!r} must be {what}, got {_describe(value)}")
+    return value
+
+
+def _validate_manifest(manifest: Any, mpath: Path) -> None:
+    """Check the manifest's schema; raise :class:`StoreError` naming the file, the key, expected and received."""
+    if not isinstance(manifest, dict):
+        raise StoreError(f"{mpath} must hold a JSON object (mapping), got {_describe(manifest)}")
+    w = str(mpath)
+    version = _need(manifest, "format_version", w, "an integer", _is_int)
+    if version != FORMAT_VERSION:
+        raise StoreError(f"{mpath} has format_version {version!r}; this version reads {FORMAT_VERSION}")
+    _need(manifest, "n_features", w, "an integer >= 1", lambda v: _is_int(v) and v >= 1)
+    prov = _need(manifest, "provenance", w, "a mapping or null", lambda v: v is None or isinstance(v, dict))
+    try:
+        Provenance.from_dict(prov)
+    except (TypeError, ValueError) as exc:
+        raise StoreError(f"{w}: key 'provenance' is not a valid provenance record: {exc}") from None
+    _need(manifest, "meta", w, "a mapping", lambda v: isinstance(v, dict))
+    complete = _need(manifest, "complete", w, "true or false", lambda v: isinstance(v, bool))
+    for key in ("expected_shards", "expected_rows"):
+        if key in manifest:
+            _need(manifest, key, w, "an integer >= 0 or null", lambda v: v is None or (_is_int(v) and v >= 0))
+            if manifest[key] is not None and not complete:
+                raise StoreError(f"{w}: key {key!r} is set but the store is not marked complete")
+    shards = _need(manifest, "shards", w, "a list", lambda v: isinstance(v, list))
+    row = 0
+    for i, s in enumerate(shards):
+        sw = f"{w}: shards[{i}]"
+        if not isinstance(s, dict):
+            raise StoreError(f"{sw} must be a mapping, got {_describe(s)}")
+        unknown = sorted(set(s) - set(_SHARD_KEYS))
+        if unknown:
+            raise StoreError(f"{sw} has unknown keys {unknown}; expected only {list(_SHARD_KEYS)}")
+        name = _need(
+            s, "file", sw, "a shard file name like 'shard_00000.safetensors'",
+            lambda v: isinstance(v, str) and v.startswith("shard_") and v.endswith(".safetensors")
+            and "/" not in v and "\\" not in v and v not in (".", ".."),
+        )
+        start = _need(s, "row_start", sw, "an integer >= 0", lambda v: _is_int(v) and v >= 0)
+        n = _need(s, "n_rows", sw, "an integer >= 0", lambda v: _is_int(v) and v >= 0)
+        _need(s, "nnz", sw, "an integer >= 0", lambda v: _is_int(v) and v >= 0)
+        _need(s, "sha256", sw, "a 64-character hex string",
+              lambda v: isinstance(v, str) and len(v) == 64 and all(c in "0123456789abcdef" for c in v))
+        _need(s, "tensors", sw, "a mapping", lambda v: isinstance(v, dict))
+        _need(s, "meta", sw, "a mapping", lambda v: isinstance(v, dict))
+        if start != row:
+            raise StoreError(
+                f"{sw} ({name}): key 'row_start' must be {row} (the rows of the shards before it), got {start}"
+            )
+        row += n
+
+
+def _check_csr(t: dict[str, np.ndarray], info: ShardInfo, n_features: int, where: str) -> None:
+    """Check a shard's CSR tensors against its manifest entry before scipy ever sees them."""
+    for k in _TENSORS:
+        if t[k].ndim != 1:
+            raise StoreError(f"{where}: tensor {k!r} must be 1-D, got shape {list(t[k].shape)}")
+    for k in ("indptr", "indices", "token_ids", "doc_index", "position"):
+        if t[k].dtype.kind not in "iu":
+            raise StoreError(f"{where}: tensor {k!r} must hold integers, got dtype {t[k].dtype}")
+    if t["data"].dtype.kind != "f":
+        raise StoreError(f"{where}: tensor 'data' must hold floats, got dtype {t['data'].dtype}")
+    indptr, indices, data = t["indptr"], t["indices"], t["data"]
+    if indptr.shape[0] != info.n_rows + 1:
+        raise StoreError(
+            f"{where}: indptr has length {indptr.shape[0]} but the manifest's n_rows={info.n_rows} "
+            f"needs n_rows + 1 = {info.n_rows + 1}"
+        )
+    if int(indptr[0]) != 0:
+        raise StoreError(f"{where}: indptr must start at 0, got {int(indptr[0])}")
+    if indptr.shape[0] > 1 and np.any(np.diff(indptr.astype(np.int64)) < 0):
+        bad = int(np.flatnonzero(np.diff(indptr.astype(np.int64)) < 0)[0])
+        raise StoreError(f"{where}: indptr must be non-decreasing, but it falls after row {bad}")
+    if int(indptr[-1]) != info.nnz:
+        raise StoreError(f"{where}: indptr ends at {int(indptr[-1])} but the manifest's nnz is {info.nnz}")
+    if indices.shape[0] != info.nnz:
+        raise StoreError(f"{where}: indices has length {indices.shape[0]} but nnz is {info.nnz}")
+    if data.shape[0] != info.nnz:
+        raise StoreError(f"{where}: data has length {data.shape[0]} but nnz is {info.nnz}")
+    if indices.size:
+        lo, hi = int(indices.min()), int(indices.max())
+        if lo < 0 or hi >= n_features:
+            raise StoreError(
+                f"{where}: column indices must lie in [0, n_features={n_features}), got values in [{lo}, {hi}]; "
+                "the manifest's n_features does not match the shard"
+            )
+    for k in ("token_ids", "doc_index", "position"):
+        if t[k].shape[0] != info.n_rows:
+            raise StoreError(f"{where}: {k} has {t[k].shape[0]} rows but the manifest's n_rows is {info.n_rows}")
 
 
 def _fsync(path: Path) -> None:
