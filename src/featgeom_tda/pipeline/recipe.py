@@ -7,6 +7,7 @@ naming the field. See ``data_recipes/embedded.yaml`` for a complete example.
 from __future__ import annotations
 
 import dataclasses
+import math
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -34,6 +35,35 @@ class RecipeError(ValueError):
     """A recipe that does not fit the schema; the message names the key and its place in the file."""
 
 
+def _check_range(
+    section: str, name: str, value: Any, *, lo: float | None = None, hi: float | None = None,
+    lo_open: bool = False, hi_open: bool = False, allow_none: bool = False,
+) -> None:
+    """Raise :class:`RecipeError` unless ``value`` is a number in the range; the message names field, range, value."""
+    if lo is not None and hi is not None:
+        allowed = f"in {'(' if lo_open else '['}{lo:g}, {hi:g}{')' if hi_open else ']'}"
+    elif lo is not None:
+        allowed = f"{'>' if lo_open else '>='} {lo:g}"
+    else:
+        allowed = f"{'<' if hi_open else '<='} {hi:g}"
+    if allow_none:
+        allowed += " or null"
+    if value is None and allow_none:
+        return
+    ok = isinstance(value, (int, float)) and not isinstance(value, bool) and not math.isnan(value)
+    if ok and lo is not None:
+        ok = value > lo if lo_open else value >= lo
+    if ok and hi is not None:
+        ok = value < hi if hi_open else value <= hi
+    if not ok:
+        raise RecipeError(f"{section}.{name} must be {allowed}, got {value!r}")
+
+
+def _check_at_least(section: str, obj: Any, minimum: int, *names: str) -> None:
+    for name in names:
+        _check_range(section, name, getattr(obj, name), lo=minimum)
+
+
 @dataclass
 class SAESpec:
     """Train an SAE (``kind: train``) or load one (``kind: pretrained`` from the sae_lens registry, ``kind: disk``)."""
@@ -55,6 +85,9 @@ class SAESpec:
             raise RecipeError("sae: kind 'disk' needs 'path'")
         if self.width_multiple < 1 or self.k < 1 or self.training_tokens < 1:
             raise RecipeError("sae: width_multiple, k and training_tokens must be >= 1")
+        _check_range("sae", "l1_coefficient", self.l1_coefficient, lo=0)
+        if math.isinf(self.l1_coefficient):
+            raise RecipeError(f"sae.l1_coefficient must be finite, got {self.l1_coefficient!r}")
 
 
 @dataclass
@@ -72,9 +105,11 @@ class ModelSpec:
     name: str
     source: Literal["embedded", "hub"] = "embedded"
     layers: list[LayerSpec] = field(default_factory=list)
-    dtype: str = "float32"
+    dtype: Literal["float32", "float16", "bfloat16"] = "float32"  # passed to HookedTransformer.from_pretrained
 
     def __post_init__(self) -> None:
+        if self.dtype not in ("float32", "float16", "bfloat16"):
+            raise RecipeError(f"model {self.name!r}: dtype must be one of float32, float16, bfloat16; got {self.dtype!r}")
         if not self.layers:
             raise RecipeError(f"model {self.name!r}: 'layers' must list at least one hook")
         if self.source == "embedded" and self.name not in ("tiny-1L", "tiny-2L"):
@@ -95,8 +130,8 @@ class DatasetSpec:
     def __post_init__(self) -> None:
         if self.source == "huggingface" and not self.name:
             raise RecipeError("dataset: source 'huggingface' needs 'name'")
-        if self.max_length < 2 or self.n_documents < 1:
-            raise RecipeError("dataset: max_length must be >= 2 and n_documents >= 1")
+        _check_range("dataset", "max_length", self.max_length, lo=2)
+        _check_range("dataset", "n_documents", self.n_documents, lo=1)
 
 
 @dataclass
@@ -106,6 +141,10 @@ class MatchingSpec:
     top_k: int = 5
     exclude_punctuation: bool = True
     require_same_token: bool = False
+
+    def __post_init__(self) -> None:
+        _check_range("matching", "threshold", self.threshold, lo=-1, hi=1, allow_none=True)
+        _check_range("matching", "top_k", self.top_k, lo=1)
 
 
 @dataclass
@@ -125,6 +164,8 @@ class GeometrySpec:
             raise RecipeError("geometry: 'metrics' must name at least one metric")
         if not 0 < self.svcca_variance <= 1:
             raise RecipeError(f"geometry: svcca_variance must be in (0, 1], got {self.svcca_variance}")
+        _check_at_least("geometry", self, 1, "n_permutations", "n_subset_draws", "knn_k")
+        _check_range("geometry", "min_concept_features", self.min_concept_features, lo=2)
 
 
 @dataclass
@@ -139,6 +180,14 @@ class TopologySpec:
     projection: Literal["pca", "umap"] = "pca"
     n_top_tokens: int = 3  # top-activating tokens shown per feature in the Mapper tooltips
 
+    def __post_init__(self) -> None:
+        _check_range("topology", "n_cubes", self.n_cubes, lo=1)
+        _check_range("topology", "overlap", self.overlap, lo=0, hi=1, lo_open=True, hi_open=True)
+        if isinstance(self.maxdim, bool) or self.maxdim not in (0, 1, 2):
+            raise RecipeError(f"topology.maxdim must be one of 0, 1, 2, got {self.maxdim!r}")
+        _check_range("topology", "n_landmarks", self.n_landmarks, lo=2)
+        _check_range("topology", "n_top_tokens", self.n_top_tokens, lo=1)
+
 
 @dataclass
 class InterpretationSpec:
@@ -146,6 +195,10 @@ class InterpretationSpec:
     n_examples: int = 3
     window: int = 8
     n_same_token_baseline: int = 200  # random re-pairings behind the same-token score's null
+
+    def __post_init__(self) -> None:
+        _check_at_least("interpretation", self, 1, "n_pairs", "n_examples", "n_same_token_baseline")
+        _check_range("interpretation", "window", self.window, lo=0)
 
 
 @dataclass
@@ -195,14 +248,27 @@ class Recipe:
             raise RecipeError(f"models must list exactly two models (A and B), got {len(self.models)}")
         if self.token_budget < 1:
             raise RecipeError(f"token_budget must be >= 1, got {self.token_budget}")
+        _check_range("recipe", "batch_size", self.batch_size, lo=1)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
 
 
 def recipe_from_dict(data: Any, *, where: str = "recipe") -> Recipe:
-    """Build a :class:`Recipe` from plain data, raising :class:`RecipeError` on any mismatch."""
-    return _build(Recipe, data, where)
+    """Build a :class:`Recipe` from plain data, raising :class:`RecipeError` on any mismatch.
+
+    Also checks that every ``kind: disk`` SAE's ``path`` exists (relative paths against the working directory,
+    as the run reads them); the dataclasses alone do not look at the filesystem.
+    """
+    recipe = _build(Recipe, data, where)
+    for i, model in enumerate(recipe.models):
+        for j, layer in enumerate(model.layers):
+            sae = layer.sae
+            if sae.kind == "disk" and not Path(sae.path).exists():
+                raise RecipeError(
+                    f"{where}.models[{i}].layers[{j}].sae.path: SAE directory {sae.path!r} does not exist"
+                )
+    return recipe
 
 
 def load_recipe(path: str | Path) -> Recipe:
@@ -213,10 +279,57 @@ def load_recipe(path: str | Path) -> Recipe:
     if not path.exists():
         raise RecipeError(f"recipe {str(path)!r} does not exist")
     try:
-        data = yaml.safe_load(path.read_text())
+        data = yaml.load(path.read_text(), Loader=_strict_loader())
+    except _StrictYAMLError as exc:
+        raise RecipeError(f"recipe {path}: {exc}") from None
     except yaml.YAMLError as exc:
         raise RecipeError(f"recipe {path} is not valid YAML: {exc}") from None
     return recipe_from_dict(data, where=path.name)
+
+
+class _StrictYAMLError(Exception):
+    """A YAML document that parses but that a recipe may not use (duplicate keys, aliases)."""
+
+
+_STRICT_LOADER: type | None = None
+
+
+def _strict_loader() -> type:
+    """A ``yaml.SafeLoader`` that refuses duplicate mapping keys and any anchor or alias (alias bombs)."""
+    global _STRICT_LOADER
+    if _STRICT_LOADER is not None:
+        return _STRICT_LOADER
+    import yaml
+
+    class StrictLoader(yaml.SafeLoader):
+        def compose_node(self, parent: Any, index: Any) -> Any:
+            event = self.peek_event()
+            if isinstance(event, yaml.AliasEvent) or getattr(event, "anchor", None) is not None:
+                line = event.start_mark.line + 1 if event.start_mark is not None else "?"
+                raise _StrictYAMLError(f"recipe uses YAML aliases (&/*), which are not allowed (line {line})")
+            return super().compose_node(parent, index)
+
+        def construct_mapping(self, node: Any, deep: bool = False) -> Any:
+            if isinstance(node, yaml.MappingNode):
+                seen: dict[Any, int] = {}
+                for key_node, _ in node.value:
+                    if key_node.tag == "tag:yaml.org,2002:merge":
+                        continue
+                    key = self.construct_object(key_node, deep=True)
+                    try:
+                        hash(key)
+                    except TypeError:
+                        continue  # the base constructor reports unhashable keys
+                    line = key_node.start_mark.line + 1
+                    if key in seen:
+                        raise _StrictYAMLError(
+                            f"duplicate key {key!r} at line {line} (first given at line {seen[key]})"
+                        )
+                    seen[key] = line
+            return super().construct_mapping(node, deep=deep)
+
+    _STRICT_LOADER = StrictLoader
+    return StrictLoader
 
 
 def _build(cls: type, data: Any, where: str) -> Any:
