@@ -76,7 +76,13 @@ def _jsonable(value: Any) -> Any:
 
 
 def _p_value(score: float, null: np.ndarray) -> float:
-    """(1 + #(null >= score)) / (1 + len(null)), with near-ties (float rounding) counted as >=."""
+    """(1 + #(null >= score)) / (1 + len(null)), with near-ties (float rounding) counted as >=.
+
+    NaN when the score or any null score is NaN: an undefined score has no p-value, and a NaN null score can be
+    neither counted as >= the score nor dropped without changing the denominator.
+    """
+    if np.isnan(score) or np.isnan(null).any():
+        return float("nan")
     tol = TIE_TOLERANCE * max(1.0, abs(score))
     return float((1 + np.count_nonzero(null >= score - tol)) / (1 + null.shape[0]))
 
@@ -90,7 +96,8 @@ class PermutationResult:
         score: the metric on the given pairing.
         null: (n_permutations,) scores with the rows of Y shuffled.
         null_mean, null_std: mean and standard deviation of ``null``.
-        p_value: ``(1 + #(null >= score)) / (1 + n_permutations)`` (near-ties within 1e-10 count as >=).
+        p_value: ``(1 + #(null >= score)) / (1 + n_permutations)`` (near-ties within 1e-10 count as >=); NaN when
+            the score or any null score is NaN.
         n_permutations, seed: how the null was drawn (``np.random.default_rng(seed).permutation(n)`` each).
         method: ``"fast"`` or ``"naive"`` (recompute the metric per permutation).
         options: keyword options passed to the metric.
@@ -157,7 +164,8 @@ class SubsetBaselineResult:
         n_draws, seed: how the subsets were drawn.
         paired: True when the same rows were drawn from X and Y (random matched pairs).
         observed: the score being compared, if given.
-        p_value: ``(1 + #(scores >= observed)) / (1 + n_draws)`` when ``observed`` is given, else None.
+        p_value: ``(1 + #(scores >= observed)) / (1 + n_draws)`` when ``observed`` is given, else None; NaN when
+            ``observed`` or any score is NaN.
         options: keyword options passed to the metric.
     """
 
@@ -342,7 +350,12 @@ def permutation_test(
         progress: show a progress bar.
         **metric_kwargs: options of the metric (e.g. ``variance=0.99``, ``rdm="cosine"``, ``k=10``).
     Returns:
-        :class:`PermutationResult` with p-value ``(1 + #(null >= score)) / (1 + n_permutations)``.
+        :class:`PermutationResult` with p-value ``(1 + #(null >= score)) / (1 + n_permutations)``, or NaN when
+        the observed score or any null score is NaN (a NaN never counts as >= the score).
+
+    For the named metrics, which are all invariant to a positive isotropic scaling, inputs of extreme magnitude
+    are first rescaled by an exact power of two (as the metrics themselves do), so that the fast null neither
+    overflows nor underflows; inputs of ordinary magnitude are used as given.
     """
     spec = _resolve(metric)
     check_choice(method, "method", ("auto", "fast", "naive"))
@@ -361,6 +374,8 @@ def permutation_test(
             f"(fast paths exist for {', '.join(n for n, s in _REGISTRY.items() if s.fast)})"
         )
 
+    if spec.fast is not None:  # a named metric: scale invariant, so an exact power-of-two rescaling is free
+        Xa, Ya = sim._rescaled(Xa), sim._rescaled(Ya)
     score = float(spec.func(Xa, Ya, **metric_kwargs))
     use_fast = spec.fast is not None and method != "naive"
     if use_fast:
@@ -427,7 +442,8 @@ def random_subset_baseline(
         X_full: (N_x, d1) array; Y_full: (N_y, d2) array.
         n: subset size (>= 2, <= the rows available).
         n_draws, seed: draws use ``np.random.default_rng(seed)``.
-        observed: optional score to compare; sets ``p_value = (1 + #(scores >= observed)) / (1 + n_draws)``.
+        observed: optional score to compare; sets ``p_value = (1 + #(scores >= observed)) / (1 + n_draws)``
+            (NaN when ``observed`` or any score is NaN).
     Returns:
         :class:`SubsetBaselineResult`.
     """

@@ -1,7 +1,11 @@
 """Similarity of two paired point clouds.
 
 Every metric takes ``X`` (n x d1) and ``Y`` (n x d2), numpy or torch, where row ``i`` of ``X`` is paired with
-row ``i`` of ``Y`` (for example the decoder rows of matched features), and returns a float.
+row ``i`` of ``Y`` (for example the decoder rows of matched features), and returns a float. Every metric is
+invariant to a positive isotropic scaling of either input, and inputs of extreme magnitude (largest |entry|
+outside [2^-64, 2^64], e.g. X * 1e160 or X * 1e-200) are first rescaled by an exact power of two, so their value
+equals that of the unscaled input to float rounding. Inputs without variance after centring (all rows equal, zero
+or not) are refused with a ValueError by SVCCA, CKA and Procrustes.
 
 =============  =======================================================  ==========  ========================
 metric         invariant to                                             range       symmetric
@@ -51,6 +55,8 @@ KNN_METRICS = ("cosine", "euclidean")
 _CHUNK_ENTRIES = 4_000_000
 # Cumulative explained-variance fractions within this of the threshold count as reaching it.
 _VARIANCE_TOL = 1e-12
+# Inputs whose largest |entry| is outside [2^-64, 2^64] are rescaled by a power of two (see _rescaled).
+_SAFE_EXPONENT = 64
 
 
 def _paired(X: Any, Y: Any, *, min_rows: int) -> tuple[np.ndarray, np.ndarray]:
@@ -60,11 +66,42 @@ def _paired(X: Any, Y: Any, *, min_rows: int) -> tuple[np.ndarray, np.ndarray]:
     check_same_rows(Xa, "X", Ya, "Y", what="paired metrics")
     if Xa.shape[0] < min_rows:
         raise ValueError(f"X and Y have {Xa.shape[0]} rows; this metric needs at least {min_rows} paired rows")
-    return Xa, Ya
+    return _rescaled(Xa), _rescaled(Ya)
+
+
+def _rescaled(Z: np.ndarray) -> np.ndarray:
+    """``Z`` times a power of two that brings ``max|Z|`` into [0.5, 1) when it lies outside
+    [2^-_SAFE_EXPONENT, 2^_SAFE_EXPONENT]; otherwise ``Z`` itself (the same object).
+
+    Every metric here is invariant to a positive isotropic scaling of either input, and multiplying by a power of
+    two is exact, so this changes no result; it only keeps the squares and fourth powers the metrics form (CKA's
+    ``||X_c^T X_c||_F^2``, the row norms of RSA and Procrustes, ...) from overflowing (X * 1e160) or underflowing
+    (X * 1e-200). Inputs of ordinary magnitude are passed through untouched.
+    """
+    if Z.size == 0:
+        return Z
+    m = float(np.max(np.abs(Z)))
+    if m == 0.0 or 2.0**-_SAFE_EXPONENT <= m <= 2.0**_SAFE_EXPONENT:
+        return Z
+    _, exponent = np.frexp(m)
+    return np.ldexp(Z, -int(exponent))
 
 
 def _centre(Z: np.ndarray) -> np.ndarray:
     return Z - Z.mean(axis=0, keepdims=True)
+
+
+def _no_variation(Z: np.ndarray, Zc: np.ndarray) -> bool:
+    """True when the column-centred ``Zc`` of ``Z`` is zero up to the rounding of the centring itself.
+
+    All-zero rows, and identical non-zero rows (``np.ones((20, 5))``, or ``np.tile(r, (20, 1))`` whose centred
+    values are rounding noise of about 1e-17), have no variance after centring: anything within
+    ``4 n eps max|Z|`` of zero counts as none.
+    """
+    if Zc.size == 0:
+        return True
+    scale = float(np.max(np.abs(Z)))
+    return not float(np.max(np.abs(Zc))) > 4.0 * Z.shape[0] * np.finfo(np.float64).eps * scale
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -109,6 +146,8 @@ class SVCCAResult:
 def _centred_svd(Z: np.ndarray, name: str) -> tuple[np.ndarray, np.ndarray, int]:
     """Left singular vectors U (n x r), singular values s (r,) of the column-centred ``Z``, and its numerical rank."""
     Zc = _centre(Z)
+    if _no_variation(Z, Zc):
+        raise ValueError(f"{name} has zero variance after centring (all rows are equal); SVCCA needs variation")
     U, s, _ = np.linalg.svd(Zc, full_matrices=False)
     if s.size == 0 or s[0] <= 0:
         raise ValueError(f"{name} has zero variance after centring (all rows are equal); SVCCA needs variation")
@@ -258,6 +297,9 @@ def linear_cka(X: Any, Y: Any, *, debiased: bool = False) -> float:
     _check_debiased(debiased)
     Xa, Ya = _paired(X, Y, min_rows=4 if debiased else 2)
     Xc, Yc = _centre(Xa), _centre(Ya)
+    for name, Z, Zc in (("X", Xa, Xc), ("Y", Ya, Yc)):
+        if _no_variation(Z, Zc):
+            raise ValueError(f"{name} has zero variance after centring (constant rows?); CKA is undefined")
     kx = np.einsum("ij,ij->i", Xc, Xc)
     ly = np.einsum("ij,ij->i", Yc, Yc)
     n = Xc.shape[0]
@@ -449,7 +491,7 @@ def rsa(X: Any, Y: Any, *, rdm: str = "correlation", compare: str = "spearman") 
 def _procrustes_normalised(Z: np.ndarray, name: str) -> np.ndarray:
     Zc = _centre(Z)
     norm = np.linalg.norm(Zc)
-    if not norm > 0:
+    if not norm > 0 or _no_variation(Z, Zc):
         raise ValueError(f"{name} has zero variance after centring (all rows are equal); Procrustes is undefined")
     return Zc / norm
 

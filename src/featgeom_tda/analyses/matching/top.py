@@ -19,6 +19,9 @@ __all__ = ["CORRELATION_METHODS", "TopCorrelations", "top_correlations", "top_fr
 logger = logging.getLogger(__name__)
 
 CORRELATION_METHODS = ("auto", "fused", "scipy", "dense")
+# k is capped at max(n_features_b, this): small k keep their documented NaN / -1 padding, a huge k never
+# allocates more than n_features_b columns (k=10**9 on 3 features would otherwise ask for 24 GB).
+_MAX_PADDED_K = 64
 
 
 @dataclass
@@ -95,7 +98,9 @@ def top_correlations(
     Args:
         acts_a: (n_tokens, n_features_a) activations: FeatureActivations, scipy sparse, torch or numpy.
         acts_b: (n_tokens, n_features_b) activations over the same token rows.
-        k: number of B features kept per A feature.
+        k: number of B features kept per A feature (>= 1). It is capped at ``max(n_features_b, 64)`` before
+            anything is allocated: up to 64 columns are padded as described below, but no row is ever wider
+            than the number of B features when k exceeds 64.
         chunk_size: A features per work unit; bounds memory of the "scipy" / "dense" / torch methods
             (default: chosen from the sizes).
         device: run the dense scan with torch on this device (e.g. "cuda"); None keeps to numpy/scipy.
@@ -138,9 +143,13 @@ def top_from_stats(
     method: str,
     progress: bool,
 ) -> TopCorrelations:
-    """:func:`top_correlations` of checked CSR matrices (n, n_a) and (n, n_b) with their column stats."""
+    """:func:`top_correlations` of checked CSR matrices (n, n_a) and (n, n_b) with their column stats.
+
+    ``k`` (>= 1) is capped at ``max(n_b, 64)`` before anything is allocated, as in :func:`top_correlations`.
+    """
     n = ma.shape[0]
     na, nb = ma.shape[1], mb.shape[1]
+    k = min(check_positive_int(k, "k"), max(nb, _MAX_PADDED_K))
     nonneg = sa.nonnegative and sb.nonnegative
     if device is not None:
         if method not in ("auto", "dense"):
