@@ -97,7 +97,9 @@ def similarity_section(geo: GeometryResult) -> Section:
         tables=[Table("Scores with baselines", columns, rows, csv_name="similarity.csv")],
         figures=figures,
         notes=["SVCCA keeps, in each space, the fewest components whose cumulative explained-variance fraction reaches the recipe's "
-               "svcca_variance. The single-component value is shown only for comparison with published numbers that kept one component by mistake."],
+               "svcca_variance. The single-component value is shown only for comparison with published numbers that kept one component by mistake.",
+               "RSA is one definition in the whole run: Spearman correlation of cosine-distance RDMs (invariant to rotations "
+               "of decoder space), here and in the semantic subspaces."],
     )
 
 
