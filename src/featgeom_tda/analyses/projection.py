@@ -24,7 +24,7 @@ from typing import Any, Sequence
 import numpy as np
 import scipy.sparse as sp
 
-from featgeom_tda.core.types import as_points
+from featgeom_tda.core.types import as_points, unit_rows
 from featgeom_tda.core._validation import as_float_matrix, check_choice, check_positive_int
 
 logger = logging.getLogger(__name__)
@@ -67,16 +67,6 @@ class Projection:
         return int(self.coords.shape[0])
 
 
-def _unit_rows(x: np.ndarray, name: str) -> np.ndarray:
-    norms = np.linalg.norm(x, axis=1)
-    zero = np.flatnonzero(norms == 0)
-    if zero.size:
-        raise ValueError(
-            f"{name} has {zero.size} all-zero rows (first at row {int(zero[0])}); the cosine metric needs non-zero rows"
-        )
-    return x / norms[:, None]
-
-
 def _fix_signs(coords: np.ndarray, components: np.ndarray | None) -> tuple[np.ndarray, np.ndarray | None]:
     """Deterministic signs: each axis is flipped so that its largest-magnitude coordinate is positive."""
     ref = components if components is not None else coords.T
@@ -108,7 +98,7 @@ def pca_projection(
     if n_components > min(n, d):
         raise ValueError(f"n_components must be at most min(n_rows, n_columns) = {min(n, d)}; got {n_components}")
     if metric == "cosine":
-        x = _unit_rows(x, "points")
+        x = unit_rows(x, "points")
     xc = x - x.mean(axis=0)
     total = float((xc**2).sum())
     if n * d <= _SVD_MAX_ENTRIES:
@@ -184,7 +174,7 @@ def umap_projection(
     else:
         x = as_points(points, "points", dtype=np.float32)
         if metric == "cosine":
-            _unit_rows(x, "points")
+            unit_rows(x, "points")
     n = x.shape[0]
     if n <= n_neighbors:
         raise ValueError(f"n_neighbors must be below the number of rows ({n}); got {n_neighbors}")
@@ -385,7 +375,7 @@ def joint_layout(
     xa = np.asarray(wa.weights, dtype=np.float64)
     xb = np.asarray(wb.weights, dtype=np.float64)
     if normalize:
-        xa, xb = _unit_rows(xa, "weights_a"), _unit_rows(xb, "weights_b")
+        xa, xb = unit_rows(xa, "weights_a"), unit_rows(xb, "weights_b")
     proj = project(np.vstack([xa, xb]), method=method, n_components=2, metric=metric, seed=seed, n_neighbors=n_neighbors)
     ca, cb = proj.coords[: wa.n_features], proj.coords[wa.n_features :]
     links = None

@@ -441,3 +441,14 @@ def as_points(points: Any, name: str = "points", *, dtype: Any = np.float64, min
     if isinstance(points, FeatureWeights):
         points = points.weights
     return as_float_matrix(points, name, dtype=dtype, min_rows=min_rows)
+
+
+def unit_rows(x: np.ndarray, name: str = "points") -> np.ndarray:
+    """(n, d) rows scaled to unit L2 norm, same dtype; all-zero rows are refused (the cosine metric needs them non-zero)."""
+    norms = np.linalg.norm(x, axis=1)
+    zero = np.flatnonzero(norms == 0)
+    if zero.size:
+        raise ValueError(
+            f"{name} has {zero.size} all-zero rows (first at row {int(zero[0])}); the cosine metric needs non-zero rows"
+        )
+    return (x / norms[:, None]).astype(x.dtype, copy=False)

@@ -27,7 +27,7 @@ from featgeom_tda.analyses.topology.homology.engines import (
 from featgeom_tda.analyses.topology.homology import truncation
 from featgeom_tda.analyses.topology.homology.truncation import certified_run
 from featgeom_tda.core._validation import check_choice, check_positive_int
-from featgeom_tda.core.types import as_points
+from featgeom_tda.core.types import as_points, unit_rows
 
 logger = logging.getLogger(__name__)
 
@@ -51,7 +51,7 @@ def distance_matrix(x: np.ndarray, metric: str, dtype: Any, *, block: int = 2048
     """Symmetric (n, n) distances in ``dtype``, computed in float64 blocks of the upper triangle and mirrored,
     so that no n x n float64 temporary is needed for a float32 result."""
     if metric == "cosine":
-        x = _unit_rows(x, "points")
+        x = unit_rows(x, "points")
     n = x.shape[0]
     sq = np.einsum("ij,ij->i", x, x)
     out = np.empty((n, n), dtype=dtype)
@@ -73,16 +73,6 @@ def distance_matrix(x: np.ndarray, metric: str, dtype: Any, *, block: int = 2048
     return out
 
 
-def _unit_rows(x: np.ndarray, name: str) -> np.ndarray:
-    norms = np.linalg.norm(x, axis=1)
-    zero = np.flatnonzero(norms == 0)
-    if zero.size:
-        raise ValueError(
-            f"{name} has {zero.size} all-zero rows (first at row {int(zero[0])}); the cosine metric needs non-zero rows"
-        )
-    return x / norms[:, None]
-
-
 def landmarks(points: Any, n: int, *, metric: str = "euclidean", seed: int = 0) -> np.ndarray:
     """Max-min (farthest point) landmarks: int64 (n,) row indices.
 
@@ -96,7 +86,7 @@ def landmarks(points: Any, n: int, *, metric: str = "euclidean", seed: int = 0) 
     if n > n_rows:
         raise ValueError(f"n must be at most the number of points ({n_rows}); got {n}")
     if metric == "cosine":
-        x = _unit_rows(x, "points").astype(np.float32, copy=False)
+        x = unit_rows(x, "points").astype(np.float32, copy=False)
     rng = np.random.default_rng(seed)
     chosen = np.empty(n, dtype=np.int64)
     chosen[0] = int(rng.integers(n_rows))
@@ -167,7 +157,7 @@ def persistence(
     auto = threshold == "auto"
     _check_memory(n_eff, maxdim=maxdim, auto=auto, budget_gb=budget, metric=metric, engine=engine)
     if metric == "cosine":
-        _unit_rows(x, "points")  # refuse zero rows before any work
+        unit_rows(x, "points")  # refuse zero rows before any work
 
     landmark_idx = None
     if n_landmarks is not None and n_landmarks < n_input:

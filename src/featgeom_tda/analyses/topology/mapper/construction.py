@@ -27,7 +27,7 @@ import scipy.sparse as sp
 from featgeom_tda.analyses.projection import pca_projection, umap_projection
 from featgeom_tda.analyses.topology.mapper.graph import MapperGraph, check_annotations
 from featgeom_tda.core._validation import check_choice, check_fraction, check_positive_int, to_numpy
-from featgeom_tda.core.types import as_points
+from featgeom_tda.core.types import as_points, unit_rows
 
 logger = logging.getLogger(__name__)
 
@@ -109,7 +109,7 @@ def choose_eps(
     if k < 1:
         raise ValueError(f"points needs at least 2 rows to choose eps; got {n}")
     if metric == "cosine":
-        x = _unit_rows(x)
+        x = unit_rows(x)
     rng = np.random.default_rng(seed)
     q_idx = np.sort(rng.choice(n, size=min(n, max_queries), replace=False))
     sq = np.einsum("ij,ij->i", x, x)
@@ -129,16 +129,6 @@ def choose_eps(
         positive = kth[kth > 0]
         eps = float(positive.min()) if positive.size else 1e-6
     return eps
-
-
-def _unit_rows(x: np.ndarray) -> np.ndarray:
-    norms = np.linalg.norm(x, axis=1)
-    zero = np.flatnonzero(norms == 0)
-    if zero.size:
-        raise ValueError(
-            f"points has {zero.size} all-zero rows (first at row {int(zero[0])}); the cosine metric needs non-zero rows"
-        )
-    return (x / norms[:, None]).astype(x.dtype, copy=False)
 
 
 def _lens(x: np.ndarray, lens: Any, *, metric: str, n_components: int, seed: int, n_neighbors: int) -> tuple[np.ndarray, str]:
@@ -244,12 +234,12 @@ def mapper_graph(
     lens_components = check_positive_int(lens_components, "lens_components")
     ann = check_annotations(annotations, n)
     if metric == "cosine":
-        _unit_rows(x)
+        unit_rows(x)
     scale, eps_value = _check_eps(eps, eps_scale=eps_scale, eps_quantile=eps_quantile)
     lens_values, lens_name = _lens(x, lens, metric=metric, n_components=lens_components, seed=seed, n_neighbors=n_neighbors)
     if eps is None:
         eps_value = scale * choose_eps(x, metric=metric, min_samples=max(2, min_samples), quantile=eps_quantile, seed=seed)
-    data = _unit_rows(x.astype(np.float32)) if metric == "cosine" else x.astype(np.float32)
+    data = unit_rows(x.astype(np.float32)) if metric == "cosine" else x.astype(np.float32)
     model = _clusterer(clusterer, eps=eps_value, min_samples=min_samples, metric=metric)
     logger.info(
         "mapper: %d rows, lens %s %s, %d cubes per dimension, overlap %.2f, %s eps=%.4g",
