@@ -23,13 +23,24 @@ def describe(x: Any) -> str:
 
 
 def to_numpy(x: Any, name: str, *, dtype: Any = None) -> np.ndarray:
-    """Convert numpy / torch (dense) / list input to a numpy array; sparse input is refused."""
+    """Convert numpy / torch (dense) / list / FeatureWeights input to a numpy array; sparse input is refused.
+
+    A :class:`~featgeom_tda.core.types.FeatureWeights` stands for its ``.weights`` matrix. torch float16 and
+    bfloat16 tensors (which numpy cannot hold, or holds only at half precision) become float64 (exactly);
+    tensors on the meta device, which have no values, are refused.
+    """
     if sp.issparse(x):
         raise ValueError(f"{name} must be a dense array, got sparse {describe(x)}")
+    x = _unwrap_weights(x)
     if _is_torch(x):
+        _check_not_meta(x, name)
         if x.is_sparse or getattr(x, "layout", None) not in (None, _torch_strided()):
             x = x.to_dense()
-        x = x.detach().cpu().numpy()
+        torch = _torch()
+        x = x.detach().cpu()
+        if x.dtype in (torch.float16, torch.bfloat16):
+            x = x.to(torch.float64)
+        x = x.numpy()
     try:
         arr = np.asarray(x, dtype=dtype)
     except (TypeError, ValueError) as exc:
@@ -59,6 +70,7 @@ def check_finite(x: Any, name: str) -> None:
     if sp.issparse(x):
         values = x.data
     elif _is_torch(x):
+        _check_not_meta(x, name)
         t = x.coalesce().values() if x.is_sparse else x
         bad = ~_torch().isfinite(t)
         if bool(bad.any()):
@@ -112,7 +124,11 @@ def check_fraction(value: Any, name: str, *, open_low: bool = True) -> float:
 
 
 def as_float_matrix(x: Any, name: str, *, dtype: Any = np.float64, min_rows: int = 1) -> np.ndarray:
-    """Dense 2-D finite float matrix from numpy / torch input, with the standard checks."""
+    """Dense 2-D finite float matrix from numpy / torch / FeatureWeights input, with the standard checks.
+
+    Half-precision input (numpy float16, torch float16 / bfloat16) is converted to ``dtype`` (float64 by
+    default) before any check or computation.
+    """
     arr = to_numpy(x, name)
     check_rank(arr, name, 2)
     check_not_empty(arr, name)
@@ -123,6 +139,23 @@ def as_float_matrix(x: Any, name: str, *, dtype: Any = np.float64, min_rows: int
     if arr.shape[0] < min_rows:
         raise ValueError(f"{name} has {arr.shape[0]} rows; this needs at least {min_rows}")
     return arr
+
+
+def _unwrap_weights(x: Any) -> Any:
+    """The ``.weights`` matrix of a :class:`~featgeom_tda.core.types.FeatureWeights`; anything else unchanged."""
+    if type(x).__name__ == "FeatureWeights":
+        from featgeom_tda.core.types import FeatureWeights  # lazy: types imports this module
+
+        if isinstance(x, FeatureWeights):
+            return x.weights
+    return x
+
+
+def _check_not_meta(x: Any, name: str) -> None:
+    """Raise if the torch tensor ``x`` lives on the meta device (shape only, no values)."""
+    device = getattr(x, "device", None)
+    if getattr(device, "type", None) == "meta" or getattr(x, "is_meta", False):
+        raise ValueError(f"{name} is on the meta device; it has no values")
 
 
 def _is_torch(x: Any) -> bool:

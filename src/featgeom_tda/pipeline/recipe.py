@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import re
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,6 +26,7 @@ __all__ = [
     "InterpretationSpec",
     "SteeringSpec",
     "load_recipe",
+    "check_device_available",
     "recipe_from_dict",
     "RecipeError",
     "check_registry_names",
@@ -249,18 +251,56 @@ class Recipe:
         if self.token_budget < 1:
             raise RecipeError(f"token_budget must be >= 1, got {self.token_budget}")
         _check_range("recipe", "batch_size", self.batch_size, lo=1)
+        _check_device(self.device)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
 
 
-def recipe_from_dict(data: Any, *, where: str = "recipe") -> Recipe:
+_DEVICE_PATTERN = re.compile(r"cpu|mps|cuda(:[0-9]+)?")
+
+
+def _check_device(device: Any) -> None:
+    """Raise :class:`RecipeError` unless ``device`` is "cpu", "cuda", "cuda:N" or "mps"."""
+    if not isinstance(device, str) or _DEVICE_PATTERN.fullmatch(device) is None:
+        raise RecipeError(f"device must be 'cpu', 'cuda', 'cuda:N' or 'mps', got {device!r}")
+
+
+def check_device_available(device: Any) -> None:
+    """Raise :class:`RecipeError` unless ``device`` is a valid device name and, for "cuda" / "cuda:N", CUDA (and
+    that device index) is available on this machine. torch is imported only for a CUDA device.
+
+    Not part of the plain schema check: the shipped recipes name ``device: cuda`` and must still load (and
+    ``validate``) on a CPU-only machine. ``load_recipe(path, check_device=True)`` applies it at load, for runs.
+    """
+    _check_device(device)
+    if not device.startswith("cuda"):
+        return
+    try:
+        import torch
+    except ImportError:
+        raise RecipeError(f"device: {device} but CUDA is not available here (torch is not installed); use device: cpu") from None
+    if not torch.cuda.is_available():
+        raise RecipeError(f"device: {device} but CUDA is not available here; use device: cpu")
+    if ":" in device:
+        index, count = int(device.split(":", 1)[1]), torch.cuda.device_count()
+        if index >= count:
+            raise RecipeError(
+                f"device: {device} but this machine has {count} CUDA device(s) (cuda:0 to cuda:{count - 1}); "
+                "use one of those or device: cpu"
+            )
+
+
+def recipe_from_dict(data: Any, *, where: str = "recipe", check_device: bool = False) -> Recipe:
     """Build a :class:`Recipe` from plain data, raising :class:`RecipeError` on any mismatch.
 
     Also checks that every ``kind: disk`` SAE's ``path`` exists (relative paths against the working directory,
-    as the run reads them); the dataclasses alone do not look at the filesystem.
+    as the run reads them); the dataclasses alone do not look at the filesystem. With ``check_device=True`` a
+    CUDA ``device`` is also refused when CUDA is not available here (see :func:`check_device_available`).
     """
     recipe = _build(Recipe, data, where)
+    if check_device:
+        check_device_available(recipe.device)
     for i, model in enumerate(recipe.models):
         for j, layer in enumerate(model.layers):
             sae = layer.sae
@@ -271,8 +311,9 @@ def recipe_from_dict(data: Any, *, where: str = "recipe") -> Recipe:
     return recipe
 
 
-def load_recipe(path: str | Path) -> Recipe:
-    """Read and validate a recipe YAML file."""
+def load_recipe(path: str | Path, *, check_device: bool = False) -> Recipe:
+    """Read and validate a recipe YAML file; ``check_device=True`` also refuses a CUDA ``device`` that this
+    machine does not have (for loading a recipe to run it)."""
     import yaml
 
     path = Path(path)
@@ -284,7 +325,7 @@ def load_recipe(path: str | Path) -> Recipe:
         raise RecipeError(f"recipe {path}: {exc}") from None
     except yaml.YAMLError as exc:
         raise RecipeError(f"recipe {path} is not valid YAML: {exc}") from None
-    return recipe_from_dict(data, where=path.name)
+    return recipe_from_dict(data, where=path.name, check_device=check_device)
 
 
 class _StrictYAMLError(Exception):
