@@ -99,3 +99,15 @@ def test_empty_steering_alphas_in_a_file_are_refused_at_load(tmp_path):
     (tmp_path / "r.yaml").write_text(yaml.safe_dump(data))
     with pytest.raises(RecipeError, match=r"steering: 'alphas' must list at least one value"):
         load_recipe(tmp_path / "r.yaml")
+
+
+def test_running_a_cuda_recipe_here_is_refused_before_any_work(monkeypatch, tmp_path):
+    """`featgeom run` checks the device when it loads the recipe; `validate` does not."""
+    import torch
+
+    from featgeom_tda import cli
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    recipe = Path(__file__).resolve().parents[2] / "data_recipes" / "pythia_70m_vs_160m.yaml"
+    assert cli.main(["run", str(recipe), "--out", str(tmp_path / "o")]) == 2
+    assert not (tmp_path / "o").exists()

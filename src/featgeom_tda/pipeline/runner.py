@@ -177,7 +177,9 @@ def run_recipe(
 
 def run_recipe_file(path: str | Path, *, out_dir: str | Path | None = None, force: list[str] | None = None) -> int:
     """CLI entry: run a recipe file and print per-stage times and where the report is."""
-    recipe = load_recipe(path)
+    from featgeom_tda.pipeline.packaged import recipe_path
+
+    recipe = load_recipe(recipe_path(path), check_device=True)  # a run needs its device here; validate does not
     total = time.perf_counter()
     pipe = run_recipe(recipe, out_dir=out_dir, force=force)
     total = time.perf_counter() - total
