@@ -20,13 +20,27 @@ Completeness is one explicit state, :attr:`ActivationStore.complete`: :meth:`~Ac
 records how many shards and rows the finished store holds, and a finalized manifest that lists fewer is
 *incomplete* (:attr:`~ActivationStore.incomplete_reason` says why); reading it raises unless the caller
 passes ``allow_partial=True``.
+
+One writer at a time: a store opened for writing (:meth:`~ActivationStore.create`,
+:meth:`~ActivationStore.open_or_create`, or the first :meth:`~ActivationStore.append` /
+:meth:`~ActivationStore.truncate` / :meth:`~ActivationStore.finalize` on a store opened with
+:meth:`~ActivationStore.open`) takes an OS-level exclusive lock (``flock``) on ``STORE/.lock`` and holds it
+until :meth:`~ActivationStore.finalize` or :meth:`~ActivationStore.close` (or until the process dies: the OS
+drops the lock even on ``kill -9``). Another process that tries to write gets :class:`StoreError` naming the
+holder's pid and host, which the holder writes into the lock file. The lock is per process: several
+``ActivationStore`` objects of one process share it. Readers take no lock. Temporary files carry the
+writer's pid and a random suffix, so two processes never write the same temporary file.
 """
 
 from __future__ import annotations
 
+import errno
 import json
 import logging
 import os
+import secrets
+import socket
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator
@@ -39,9 +53,15 @@ from featgeom_tda.core.types import FeatureActivations, Provenance, as_activatio
 
 __all__ = ["ActivationStore", "StoreError", "ShardInfo"]
 
+try:  # POSIX only; without it stores are written unlocked
+    import fcntl
+except ImportError:  # pragma: no cover - Windows
+    fcntl = None  # type: ignore[assignment]
+
 log = logging.getLogger(__name__)
 
 MANIFEST = "manifest.json"
+LOCK_FILE = ".lock"
 FORMAT_VERSION = 1
 _TENSORS = ("indptr", "indices", "data", "token_ids", "doc_index", "position")
 _SHARD_KEYS = ("file", "row_start", "n_rows", "nnz", "sha256", "tensors", "meta")
@@ -80,6 +100,39 @@ class ActivationStore:
         self.path = Path(path)
         self._manifest = manifest
         self.loads = 0  # number of shard files read; lets tests check that reads stay partial
+        self._lock_key: str | None = None  # set while this object holds (its share of) the writer lock
+
+    # -- the writer lock -----------------------------------------------------------------------------
+    @property
+    def holds_lock(self) -> bool:
+        """True while this object holds the store's writer lock (between opening for writing and close)."""
+        return self._lock_key is not None
+
+    def lock(self) -> None:
+        """Take the store's exclusive writer lock (a no-op if this object holds it already).
+
+        Raises :class:`StoreError` naming the pid and host of the process that holds it.
+        """
+        if self._lock_key is None:
+            self._lock_key = _acquire_lock(self.path)
+
+    def close(self) -> None:
+        """Release the writer lock if held; the object can still be read (and writing takes the lock again)."""
+        key, self._lock_key = self._lock_key, None
+        if key is not None:
+            _release_lock(key)
+
+    def __enter__(self) -> "ActivationStore":
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+    def __del__(self) -> None:
+        try:
+            self.close()
+        except Exception:  # pragma: no cover - interpreter shutdown
+            pass
 
     # -- creation / opening --------------------------------------------------------------------------
     @classmethod
@@ -94,14 +147,21 @@ class ActivationStore:
     ) -> "ActivationStore":
         """Make a new empty store at ``path`` (refuses to overwrite an existing one unless asked)."""
         path = Path(path)
-        if (path / MANIFEST).exists():
-            if not overwrite:
-                raise StoreError(f"path {str(path)!r} already holds a store; open it, or pass overwrite=True")
-            for f in path.glob("shard_*.safetensors*"):
-                f.unlink()
+        if (path / MANIFEST).exists() and not overwrite:
+            raise StoreError(f"path {str(path)!r} already holds a store; open it, or pass overwrite=True")
         if int(n_features) < 1:
             raise StoreError(f"n_features must be >= 1, got {n_features}")
         path.mkdir(parents=True, exist_ok=True)
+        key = _acquire_lock(path)  # before anything is removed or written
+        try:
+            if (path / MANIFEST).exists():
+                for f in path.glob("shard_*.safetensors*"):
+                    f.unlink()
+                for f in path.glob(MANIFEST + ".*.tmp"):
+                    f.unlink()
+        except BaseException:
+            _release_lock(key)
+            raise
         manifest = {
             "format_version": FORMAT_VERSION,
             "n_features": int(n_features),
@@ -111,6 +171,7 @@ class ActivationStore:
             "shards": [],
         }
         store = cls(path, manifest)
+        store._lock_key = key
         store._write_manifest()
         return store
 
@@ -147,12 +208,21 @@ class ActivationStore:
         provenance: Provenance | None = None,
         meta: dict[str, Any] | None = None,
     ) -> "ActivationStore":
-        """Resume the store at ``path`` if it was made with the same ``meta`` and width, else start anew."""
+        """Resume the store at ``path`` if it was made with the same ``meta`` and width, else start anew.
+
+        Either way the store is opened for writing: it holds the writer lock until finalized or closed.
+        """
         path = Path(path)
         if (path / MANIFEST).exists():
             store = cls.open(path)
             same = store.n_features == int(n_features) and store.meta == json.loads(json.dumps(meta or {}))
             if same:
+                store.lock()
+                try:  # re-read under the lock: another writer may have changed it meanwhile
+                    store._manifest = cls.open(path)._manifest
+                except BaseException:
+                    store.close()
+                    raise
                 return store
             log.info("store %s was made with other options; starting it anew", path)
         return cls.create(path, n_features=n_features, provenance=provenance, meta=meta, overwrite=True)
@@ -231,10 +301,11 @@ class ActivationStore:
             )
         from safetensors.numpy import save_file
 
+        self.lock()
         index = self.n_shards
         name = f"shard_{index:05d}.safetensors"
         final = self.path / name
-        tmp = self.path / (name + ".tmp")
+        tmp = _tmp_path(final)
         m = acts.matrix
         tensors = {
             "indptr": m.indptr.astype(np.int64),
@@ -244,9 +315,13 @@ class ActivationStore:
             "doc_index": acts.doc_index.astype(np.int64),
             "position": acts.position.astype(np.int64),
         }
-        save_file(tensors, str(tmp), metadata={"n_features": str(self.n_features)})
-        _fsync(tmp)
-        os.replace(tmp, final)
+        try:
+            save_file(tensors, str(tmp), metadata={"n_features": str(self.n_features)})
+            _fsync(tmp)
+            os.replace(tmp, final)
+        except BaseException:
+            tmp.unlink(missing_ok=True)
+            raise
         info = {
             "file": name,
             "row_start": self.n_rows,
@@ -261,17 +336,23 @@ class ActivationStore:
         return ShardInfo(**info)
 
     def finalize(self, **extra_meta: Any) -> None:
-        """Mark the store complete (a finished extraction); ``extra_meta`` is merged into ``meta``."""
+        """Mark the store complete (a finished extraction); ``extra_meta`` is merged into ``meta``.
+
+        Releases the writer lock: a finalized store takes no more shards.
+        """
+        self.lock()
         self._manifest["meta"].update(extra_meta)
         self._manifest["complete"] = True
         self._manifest["expected_shards"] = self.n_shards
         self._manifest["expected_rows"] = self.n_rows
         self._write_manifest()
+        self.close()
 
     def truncate(self, n_shards: int) -> None:
         """Forget shards ``n_shards:`` and mark the store partial; their files are overwritten by later appends."""
         if not 0 <= int(n_shards) <= self.n_shards:
             raise StoreError(f"n_shards must be in [0, {self.n_shards}], got {n_shards}")
+        self.lock()
         self._manifest["shards"] = self._manifest["shards"][: int(n_shards)]
         self._manifest["complete"] = False
         self._manifest.pop("expected_shards", None)
@@ -279,10 +360,15 @@ class ActivationStore:
         self._write_manifest()
 
     def _write_manifest(self) -> None:
-        tmp = self.path / (MANIFEST + ".tmp")
-        tmp.write_text(json.dumps(self._manifest, indent=1))
-        _fsync(tmp)
-        os.replace(tmp, self.path / MANIFEST)
+        final = self.path / MANIFEST
+        tmp = _tmp_path(final)
+        try:
+            tmp.write_text(json.dumps(self._manifest, indent=1))
+            _fsync(tmp)
+            os.replace(tmp, final)
+        except BaseException:
+            tmp.unlink(missing_ok=True)
+            raise
 
     # -- reading -------------------------------------------------------------------------------------
     def _check_readable(self, allow_partial: bool) -> None:
@@ -512,3 +598,79 @@ def _check_csr(t: dict[str, np.ndarray], info: ShardInfo, n_features: int, where
 def _fsync(path: Path) -> None:
     with open(path, "rb+") as fh:
         os.fsync(fh.fileno())
+
+
+def _tmp_path(final: Path) -> Path:
+    """A temporary name next to ``final`` unique to this process and call (pid + random suffix)."""
+    return final.with_name(f"{final.name}.{os.getpid()}.{secrets.token_hex(6)}.tmp")
+
+
+# -- the writer lock: one flock per (process, store) --------------------------------------------------
+# key -> (pid, fd, number of ActivationStore objects of this process sharing it)
+_LOCKS: dict[str, tuple[int, int, int]] = {}
+
+
+def _lock_holder(fd: int) -> str:
+    try:
+        raw = os.pread(fd, 4096, 0).decode("utf-8", "replace")
+        info = json.loads(raw)
+        return f"pid {int(info['pid'])} on host {info.get('hostname', '?')!r} (since {info.get('since', '?')})"
+    except (OSError, ValueError, TypeError, KeyError):
+        return "a process that has not yet recorded its pid"
+
+
+def _acquire_lock(path: Path) -> str:
+    """Take (or share, within this process) the exclusive writer lock of the store at ``path``; return its key."""
+    lock_path = Path(path) / LOCK_FILE
+    key = os.path.realpath(lock_path)
+    held = _LOCKS.get(key)
+    if held is not None and held[0] == os.getpid():
+        _LOCKS[key] = (held[0], held[1], held[2] + 1)
+        return key
+    if fcntl is None:  # pragma: no cover - no flock on this platform
+        _LOCKS[key] = (os.getpid(), -1, 1)
+        return key
+    try:
+        fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o644)
+    except OSError as exc:
+        raise StoreError(f"lock file {lock_path} of store {str(path)!r} cannot be opened: {exc}") from None
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError as exc:
+        holder = _lock_holder(fd) if exc.errno in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES) else None
+        os.close(fd)
+        if holder is None:
+            raise StoreError(f"lock file {lock_path} of store {str(path)!r} cannot be locked: {exc}") from None
+        raise StoreError(
+            f"store {str(path)!r} is being written by another writer: {holder} holds its lock {lock_path}; "
+            "wait for it to finish (or stop it) before writing this store"
+        ) from None
+    info = {"pid": os.getpid(), "hostname": socket.gethostname(), "since": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
+    try:
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, json.dumps(info).encode("utf-8"), 0)
+    except OSError:  # the lock holds even if its label cannot be written
+        log.warning("could not record the writer's pid in %s", lock_path)
+    _LOCKS[key] = (os.getpid(), fd, 1)
+    return key
+
+
+def _release_lock(key: str) -> None:
+    held = _LOCKS.get(key)
+    if held is None or held[0] != os.getpid():
+        return
+    pid, fd, count = held
+    if count > 1:
+        _LOCKS[key] = (pid, fd, count - 1)
+        return
+    del _LOCKS[key]
+    if fd < 0:  # pragma: no cover - no flock on this platform
+        return
+    try:
+        os.ftruncate(fd, 0)
+    except OSError:
+        pass
+    try:
+        fcntl.flock(fd, fcntl.LOCK_UN)
+    finally:
+        os.close(fd)

@@ -13,6 +13,12 @@ The flow is::
   ``meta`` fingerprints the options (dataset, model and SAE weights, hook, ``keep_bos``, ``batch_size``); a
   rerun continues each store after its last complete shard and ends with the same arrays as an
   uninterrupted run.
+- A finished store made from other inputs (dataset, tokenizer, model or SAE weights, hook, width) is never
+  deleted silently: :func:`extract_activations` refuses it with :class:`StoreError` saying what differs
+  unless ``overwrite=True``. A finished store made from the same inputs with other options (``keep_bos``,
+  ``batch_size``) can be recomputed from them, so it is rebuilt as before; an unfinished one is started anew.
+- While it writes, each store holds its writer lock (see :mod:`featgeom_tda.core.store`); the locks are
+  released when :func:`extract_activations` returns or raises.
 """
 
 from __future__ import annotations
@@ -46,6 +52,8 @@ log = logging.getLogger(__name__)
 
 EXTRACTION_FORMAT = "featgeom-activations/1"
 _FINAL_META_KEYS = ("n_tokens", "n_batches")
+# meta keys that are extraction options, not inputs: a store that differs only in these is recomputable
+_OPTION_META_KEYS = ("keep_bos", "batch_size")
 
 
 # ------------------------------------------------------------------------------------------------------
@@ -135,6 +143,49 @@ def _provenance(src: ActivationSource, dataset: TokenizedDataset) -> Provenance:
     )
 
 
+def _short(value: Any) -> str:
+    text = json.dumps(value)
+    return text if len(text) <= 24 else text[:21] + '..."'
+
+
+def _input_differences(old: ActivationStore, src: ActivationSource, meta: dict[str, Any]) -> list[str]:
+    """What makes the finished store ``old`` come from other inputs than ``meta`` (empty if only options differ)."""
+    want = json.loads(json.dumps(meta))
+    have = {k: v for k, v in old.meta.items() if k not in _FINAL_META_KEYS}
+    diffs = []
+    if old.n_features != src.d_sae:
+        diffs.append(f"width (n_features {old.n_features} in the store, {src.d_sae} asked for)")
+    for key in sorted(set(want) | set(have)):
+        if key in _OPTION_META_KEYS or have.get(key) == want.get(key):
+            continue
+        what = {
+            "dataset_fingerprint": "dataset fingerprint (other texts or tokenization)",
+            "sae_fingerprint": "SAE weights",
+            "model_fingerprint": "model weights",
+        }.get(key, key)
+        diffs.append(f"{what} ({_short(have.get(key))} in the store, {_short(want.get(key))} asked for)")
+    return diffs
+
+
+def _refuse_other_inputs(path: Path, src: ActivationSource, meta: dict[str, Any], overwrite: bool) -> None:
+    """Raise :class:`StoreError` if ``path`` holds a finished store from other inputs (unless ``overwrite``)."""
+    if overwrite or not (path / "manifest.json").exists():
+        return
+    try:
+        old = ActivationStore.open(path)
+    except StoreError:
+        return  # unreadable: it is started anew (with a warning) as before
+    if not old.finalized:
+        return
+    diffs = _input_differences(old, src, meta)
+    if diffs:
+        raise StoreError(
+            f"store {str(path)!r} of source {src.name!r} is a finished extraction from other inputs; it differs in "
+            + "; ".join(diffs)
+            + ". Refusing to delete it: use another out_dir, or pass overwrite=True to rebuild it"
+        )
+
+
 def _open_store(path: Path, src: ActivationSource, meta: dict[str, Any], prov: Provenance) -> ActivationStore:
     """Reuse a finished store with the same options, resume a partial one, or start anew."""
     if (path / "manifest.json").exists():
@@ -146,6 +197,10 @@ def _open_store(path: Path, src: ActivationSource, meta: dict[str, Any], prov: P
             base = {k: v for k, v in old.meta.items() if not (old.complete and k in _FINAL_META_KEYS)}
             if old.complete and old.n_features == src.d_sae and base == json.loads(json.dumps(meta)):
                 return old
+            if old.finalized and not _input_differences(old, src, meta):
+                log.info("store %s was made from the same inputs with other options; rebuilding it", path)
+            elif old.finalized:
+                log.warning("store %s was made from other inputs; overwriting it (overwrite=True)", path)
     return ActivationStore.open_or_create(path, n_features=src.d_sae, provenance=prov, meta=meta)
 
 
@@ -208,6 +263,7 @@ def extract_activations(
     alignment: Any = None,
     max_batches: int | None = None,
     on_shard: Callable[[str, int], None] | None = None,
+    overwrite: bool = False,
 ) -> dict[str, ActivationStore]:
     """Stream the SAE feature activations of any number of sources on ``dataset`` into stores.
 
@@ -222,12 +278,14 @@ def extract_activations(
     ``on_shard(name, batch)`` is called each time a source finishes a batch (a batch whose documents hold
     no row, e.g. only BOS, writes no shard).
 
+    A finished store in ``out_dir`` made from other inputs (dataset fingerprint, tokenizer, model or SAE
+    weights, hook, width) raises :class:`StoreError` saying what differs, before any store is touched; pass
+    ``overwrite=True`` to rebuild it. Each store holds its writer lock while this function runs; another
+    process writing the same store makes it raise :class:`StoreError` naming that process.
+
     Returns:
         {source name: ActivationStore}; finished stores have meta ``n_tokens``, ``n_docs``, ``keep_bos``.
     """
-    import torch
-    from tqdm.auto import tqdm
-
     if alignment is not None:
         raise NotImplementedError(
             "alignment is not implemented: activations of models with different tokenizers cannot yet be "
@@ -261,13 +319,40 @@ def extract_activations(
     _check_tokenizers(sources, dataset)
 
     out_dir = Path(out_dir)
-    n_batches = -(-dataset.n_docs // batch_size)
     stores: dict[str, ActivationStore] = {}
-    next_batch: dict[str, int] = {}
     fingerprints: dict[int, str] = {}
+    metas = {src.name: _store_meta(src, dataset, keep_bos, batch_size, fingerprints) for src in sources}
+    for src in sources:  # refuse before any store is opened for writing
+        _refuse_other_inputs(out_dir / src.name, src, metas[src.name], bool(overwrite))
+    try:
+        return _extract(sources, dataset, out_dir, stores, metas, batch_size, keep_bos, device, progress,
+                        max_batches, on_shard)
+    finally:
+        for store in stores.values():  # release the writer locks; the stores stay readable
+            store.close()
+
+
+def _extract(
+    sources: list[ActivationSource],
+    dataset: TokenizedDataset,
+    out_dir: Path,
+    stores: dict[str, ActivationStore],
+    metas: dict[str, dict[str, Any]],
+    batch_size: int,
+    keep_bos: bool,
+    device: Any,
+    progress: bool,
+    max_batches: int | None,
+    on_shard: Callable[[str, int], None] | None,
+) -> dict[str, ActivationStore]:
+    import torch
+    from tqdm.auto import tqdm
+
+    names = [s.name for s in sources]
+    n_batches = -(-dataset.n_docs // batch_size)
+    next_batch: dict[str, int] = {}
     for src in sources:
-        meta = _store_meta(src, dataset, keep_bos, batch_size, fingerprints)
-        store = _open_store(out_dir / src.name, src, meta, _provenance(src, dataset))
+        store = _open_store(out_dir / src.name, src, metas[src.name], _provenance(src, dataset))
         stores[src.name] = store
         next_batch[src.name] = n_batches if store.complete else _resume_point(store, dataset, batch_size, keep_bos)
         log.info("source %r: starting at batch %d of %d", src.name, next_batch[src.name], n_batches)
