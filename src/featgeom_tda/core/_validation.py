@@ -142,12 +142,14 @@ def as_float_matrix(x: Any, name: str, *, dtype: Any = np.float64, min_rows: int
 
 
 def _unwrap_weights(x: Any) -> Any:
-    """The ``.weights`` matrix of a :class:`~featgeom_tda.core.types.FeatureWeights`; anything else unchanged."""
-    if type(x).__name__ == "FeatureWeights":
-        from featgeom_tda.core.types import FeatureWeights  # lazy: types imports this module
+    """The ``.weights`` matrix of a :class:`~featgeom_tda.core.types.FeatureWeights`; anything else unchanged.
 
-        if isinstance(x, FeatureWeights):
-            return x.weights
+    Recognised by its shape (a numpy ``weights`` matrix beside ``provenance``), so this module need not import
+    ``types``, which imports it.
+    """
+    weights = getattr(x, "weights", None)
+    if isinstance(weights, np.ndarray) and hasattr(x, "provenance"):
+        return weights
     return x
 
 
