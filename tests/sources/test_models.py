@@ -157,3 +157,16 @@ def test_bad_arguments(tmp_path):
         load_model(tmp_path)
     with pytest.raises(ValueError, match="d_vocab"):
         ModelSpec(**SPEC).to_config()
+
+
+def test_a_hub_model_that_cannot_be_downloaded_is_one_clear_error(monkeypatch):
+    from transformer_lens import HookedTransformer
+
+    from featgeom_tda.sources.models import load_hub_model
+
+    def offline(*args, **kwargs):
+        raise OSError("We couldn't connect to the hub to load the files, and couldn't find them in the cached files.")
+
+    monkeypatch.setattr(HookedTransformer, "from_pretrained", offline)
+    with pytest.raises(ValueError, match=r"cannot load model 'gpt2' here: .*not in the local hub cache.*give a local path"):
+        load_hub_model("gpt2")

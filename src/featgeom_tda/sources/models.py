@@ -337,7 +337,14 @@ def load_hub_model(name: str, *, device: str = "cpu", **kwargs: Any) -> Any:
 
     if not isinstance(name, str) or not name:
         raise ValueError(f"name must be a non-empty model name; got {name!r}")
-    return HookedTransformer.from_pretrained(name, device=device, **kwargs)
+    try:
+        return HookedTransformer.from_pretrained(name, device=device, **kwargs)
+    except OSError as exc:  # transformers / huggingface_hub: not cached and no network
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise ValueError(
+            f"cannot load model {name!r} here: its weights are not in the local hub cache and cannot be downloaded "
+            f"({reason}); give a local path or a cached model"
+        ) from exc
 
 
 def unigram_entropy(tokens: Any, *, mask: Any = None) -> float:
