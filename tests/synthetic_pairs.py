@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 import torch
 
@@ -30,3 +31,18 @@ def pair() -> SyntheticPair:
 def small_pair() -> SyntheticPair:
     # no superposition (16 union features in 16 dimensions): an exact linear read-out exists
     return make_synthetic_pair(n_shared=8, n_private_a=4, n_private_b=4, d_a=20, d_b=16, n_samples=4000, seed=3)
+
+
+def oracle_sae(directions: np.ndarray, *, bias: float = -1e-4):
+    """Inference SAE whose decoder is ``directions`` and whose encoder is their pseudo-inverse."""
+    from sae_lens.saes.standard_sae import StandardSAE, StandardSAEConfig
+
+    d = np.asarray(directions, dtype=np.float64)
+    with torch.random.fork_rng(devices=[]):
+        sae = StandardSAE(StandardSAEConfig(d_in=d.shape[1], d_sae=d.shape[0]))
+    with torch.no_grad():
+        sae.W_dec.copy_(torch.from_numpy(d))
+        sae.W_enc.copy_(torch.from_numpy(np.linalg.pinv(d)))
+        sae.b_enc.fill_(bias)
+        sae.b_dec.zero_()
+    return sae

@@ -9,26 +9,11 @@ from featgeom_tda.pipeline.selfcheck import Scorecard, check_pipeline
 from featgeom_tda.pipeline.selfcheck_sweep import scorecard_sweep, sweep_markdown
 from featgeom_tda.sources.synthetic import SyntheticPair, make_synthetic_pair
 
-from synthetic_pairs import PAIR_ARGS, _one_torch_thread, pair, small_pair  # noqa: F401  (fixtures)
+from synthetic_pairs import PAIR_ARGS, _one_torch_thread, oracle_sae, pair, small_pair  # noqa: F401  (fixtures)
 
 @pytest.fixture(scope="module")
 def card(pair) -> Scorecard:
     return check_pipeline(pair, n_permutations=200, seed=0)
-
-
-def _oracle_sae(directions: np.ndarray, *, bias: float = -1e-4):
-    """Inference SAE whose decoder is ``directions`` and whose encoder is their pseudo-inverse."""
-    from sae_lens.saes.standard_sae import StandardSAE, StandardSAEConfig
-
-    d = np.asarray(directions, dtype=np.float64)
-    with torch.random.fork_rng(devices=[]):
-        sae = StandardSAE(StandardSAEConfig(d_in=d.shape[1], d_sae=d.shape[0]))
-    with torch.no_grad():
-        sae.W_dec.copy_(torch.from_numpy(d))
-        sae.W_enc.copy_(torch.from_numpy(np.linalg.pinv(d)))
-        sae.b_enc.fill_(bias)
-        sae.b_dec.zero_()
-    return sae
 
 
 # ------------------------------------------------------------------------------------------------------
@@ -37,7 +22,7 @@ def _oracle_sae(directions: np.ndarray, *, bias: float = -1e-4):
 
 
 def test_pipeline_with_oracle_saes_is_exact(small_pair):
-    saes = (_oracle_sae(small_pair.directions_a), _oracle_sae(small_pair.directions_b))
+    saes = (oracle_sae(small_pair.directions_a), oracle_sae(small_pair.directions_b))
     card = check_pipeline(small_pair, saes=saes, n_permutations=50)
     assert card.precision == 1.0 and card.recall == 1.0 and card.recall_recovered == 1.0
     assert card.private_fp_rate == 0.0
@@ -53,11 +38,11 @@ def test_pipeline_with_oracle_saes_is_exact(small_pair):
 
 def test_pipeline_scoring_counts_mislabelled_pairs(small_pair):
     dirs_b = small_pair.directions_b.astype(np.float64)
-    sae_b = _oracle_sae(dirs_b)
+    sae_b = oracle_sae(dirs_b)
     s0, s1 = small_pair.shared_b[:2]
     with torch.no_grad():  # decoder rows of two shared latents swapped: their pairs become wrong
         sae_b.W_dec[[s0, s1]] = torch.from_numpy(dirs_b[[s1, s0]]).float()
-    card = check_pipeline(small_pair, saes=(_oracle_sae(small_pair.directions_a), sae_b), n_permutations=20)
+    card = check_pipeline(small_pair, saes=(oracle_sae(small_pair.directions_a), sae_b), n_permutations=20)
     n = small_pair.n_shared
     assert card.counts["n_pairs"] == n
     assert card.counts["n_correct"] == n - 2 and card.counts["n_wrong_shared"] == 2
@@ -68,14 +53,14 @@ def test_pipeline_scoring_counts_mislabelled_pairs(small_pair):
 
 def test_pipeline_strict_and_same_feature_precision_differ_on_an_imperfect_latent(small_pair):
     dirs_b = small_pair.directions_b.astype(np.float64)
-    sae_b = _oracle_sae(dirs_b)
+    sae_b = oracle_sae(dirs_b)
     s0 = small_pair.shared_b[0]
     other = np.random.default_rng(1).standard_normal(dirs_b.shape[1])
     other -= (other @ dirs_b[s0]) * dirs_b[s0]
     other /= np.linalg.norm(other)
     with torch.no_grad():  # one decoder row at cosine 0.8 to its feature: still its best feature, below 0.9
         sae_b.W_dec[s0] = torch.from_numpy(0.8 * dirs_b[s0] + 0.6 * other).float()
-    card = check_pipeline(small_pair, saes=(_oracle_sae(small_pair.directions_a), sae_b), n_permutations=20)
+    card = check_pipeline(small_pair, saes=(oracle_sae(small_pair.directions_a), sae_b), n_permutations=20)
     n = small_pair.n_shared
     assert card.recovery_b.latent_cosine[s0] == pytest.approx(0.8, abs=1e-6)
     assert card.counts["n_correct"] == n - 1 and card.counts["n_same_feature"] == n
@@ -83,7 +68,7 @@ def test_pipeline_strict_and_same_feature_precision_differ_on_an_imperfect_laten
 
 
 def test_pipeline_threshold_zero_matches_private_features(small_pair):
-    saes = (_oracle_sae(small_pair.directions_a), _oracle_sae(small_pair.directions_b))
+    saes = (oracle_sae(small_pair.directions_a), oracle_sae(small_pair.directions_b))
     card = check_pipeline(small_pair, saes=saes, threshold=0.0, mode="many-to-one", n_permutations=20)
     # many-to-one without a threshold gives every A latent a partner, private ones included
     assert card.counts["n_private_matched"] >= small_pair.n_private_a
@@ -92,7 +77,7 @@ def test_pipeline_threshold_zero_matches_private_features(small_pair):
 
 
 def test_pipeline_rejects_bad_input(small_pair):
-    saes = (_oracle_sae(small_pair.directions_a), _oracle_sae(small_pair.directions_b))
+    saes = (oracle_sae(small_pair.directions_a), oracle_sae(small_pair.directions_b))
     with pytest.raises(ValueError, match="pair must be a SyntheticPair"):
         check_pipeline(small_pair.acts_a, saes=saes)
     with pytest.raises(ValueError, match=r"saes\[0\] has d_in 16"):
@@ -162,7 +147,7 @@ def test_sweep_rows_and_tables():
 
 # Kept last: the compiled parallel matching kernel leaves OpenMP threads that slow later torch training.
 def test_pipeline_scores_the_same_with_every_matching_method(small_pair):
-    saes = (_oracle_sae(small_pair.directions_a), _oracle_sae(small_pair.directions_b))
+    saes = (oracle_sae(small_pair.directions_a), oracle_sae(small_pair.directions_b))
     cards = [
         check_pipeline(small_pair, saes=saes, n_permutations=20, matching_options={"method": method})
         for method in ("scipy", "dense", "auto")

@@ -16,23 +16,8 @@ from featgeom_tda.sources.synthetic import (
     sae_recovery,
 )
 
-from synthetic_pairs import PAIR_ARGS, _one_torch_thread, pair, small_pair  # noqa: F401  (fixtures)
+from synthetic_pairs import PAIR_ARGS, _one_torch_thread, oracle_sae, pair, small_pair  # noqa: F401  (fixtures)
 
-
-
-def _oracle_sae(directions: np.ndarray, *, bias: float = -1e-4):
-    """Inference SAE whose decoder is ``directions`` and whose encoder is their pseudo-inverse."""
-    from sae_lens.saes.standard_sae import StandardSAE, StandardSAEConfig
-
-    d = np.asarray(directions, dtype=np.float64)
-    with torch.random.fork_rng(devices=[]):
-        sae = StandardSAE(StandardSAEConfig(d_in=d.shape[1], d_sae=d.shape[0]))
-    with torch.no_grad():
-        sae.W_dec.copy_(torch.from_numpy(d))
-        sae.W_enc.copy_(torch.from_numpy(np.linalg.pinv(d)))
-        sae.b_enc.fill_(bias)
-        sae.b_dec.zero_()
-    return sae
 
 
 def _corr_columns(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -201,7 +186,7 @@ def test_hungarian_mcc_equals_brute_force(shape):
 def test_recovery_of_an_oracle_sae_is_perfect(small_pair):
     dirs = small_pair.directions_a.astype(np.float64)
     perm = np.random.default_rng(0).permutation(dirs.shape[0])
-    sae = _oracle_sae(dirs[perm] * 3.0)  # permuted and rescaled decoder rows
+    sae = oracle_sae(dirs[perm] * 3.0)  # permuted and rescaled decoder rows
     rep = sae_recovery(sae, dirs, small_pair.acts_a)
     assert rep.mcc == pytest.approx(1.0, abs=1e-6)
     assert rep.mean_max_cosine == pytest.approx(1.0, abs=1e-6)
@@ -217,7 +202,7 @@ def test_recovery_of_an_oracle_sae_is_perfect(small_pair):
 def test_recovery_counts_dead_latents_and_wrong_directions(small_pair):
     dirs = small_pair.directions_a.astype(np.float64)
     extra = np.vstack([dirs, -dirs[:2]])  # two latents pointing away from every feature's firing side
-    sae = _oracle_sae(extra)
+    sae = oracle_sae(extra)
     with torch.no_grad():  # encoder of the last two latents reads -x on the true coefficients: never positive
         sae.W_enc[:, -2:] = -torch.from_numpy(np.linalg.pinv(dirs)[:, :2])
     rep = sae_recovery(sae, dirs, small_pair.acts_a)
@@ -227,7 +212,7 @@ def test_recovery_counts_dead_latents_and_wrong_directions(small_pair):
 
 
 def test_encode_synthetic_returns_feature_activations(small_pair):
-    sae = _oracle_sae(small_pair.directions_b)
+    sae = oracle_sae(small_pair.directions_b)
     codes = encode_synthetic(sae, small_pair.acts_b, batch_size=1000)
     assert isinstance(codes, FeatureActivations)
     assert codes.shape == (small_pair.n_samples, small_pair.n_features_b)
@@ -238,7 +223,7 @@ def test_encode_synthetic_returns_feature_activations(small_pair):
 
 
 def test_recovery_rejects_bad_input(small_pair):
-    sae = _oracle_sae(small_pair.directions_a)
+    sae = oracle_sae(small_pair.directions_a)
     with pytest.raises(ValueError, match="true_directions has 16 columns"):
         sae_recovery(sae, small_pair.directions_b, small_pair.acts_a)
     with pytest.raises(ValueError, match="zero rows"):
