@@ -15,7 +15,6 @@ class Layer:
 
     model: str
     hook: str
-    index: int  # position in the recipe's layer list of that model
 
     @property
     def key(self) -> str:
@@ -29,7 +28,7 @@ class Layer:
 def layers_of(recipe: Recipe, side: int) -> list[Layer]:
     """The layers of model A (``side=0``) or B (``side=1``), in recipe order."""
     spec = recipe.models[side]
-    return [Layer(spec.name, layer.hook, i) for i, layer in enumerate(spec.layers)]
+    return [Layer(spec.name, layer.hook) for layer in spec.layers]
 
 
 def layer_pairs(recipe: Recipe) -> list[tuple[Layer, Layer]]:

@@ -63,16 +63,20 @@ def default_stages() -> dict[str, StageFunction]:
 
 @dataclass
 class StageRecord:
-    """What one stage did: its fingerprint, typed result, time, and whether it came from the cache."""
+    """What one stage did: its fingerprint, typed result, time, and whether it came from the cache.
+
+    ``digest`` fingerprints the result's JSON; the stages after this one key their caches on it.
+    """
 
     name: str
     fingerprint: str
     result: StageResult
     seconds: float
     cached: bool
+    digest: str = field(init=False)
 
-    def digest(self) -> str:
-        return fingerprint(_plain(self.result.to_dict()))
+    def __post_init__(self) -> None:
+        self.digest = fingerprint(_plain(self.result.to_dict()))
 
 
 @dataclass
@@ -105,7 +109,7 @@ class Pipeline:
         sections: dict[str, Any] = recipe if name == "report" else {k: recipe[k] for k in STAGE_INPUTS[name]}
         if name == "sources":
             sections["source_options"] = source_options(self.recipe)
-        upstream = {s: self.records[s].digest() for s in STAGES[: STAGES.index(name)] if s in self.records}
+        upstream = {s: self.records[s].digest for s in STAGES[: STAGES.index(name)] if s in self.records}
         return fingerprint({"stage": name, "sections": sections, "upstream": upstream, "version": __version__,
                             "schema": SCHEMA_VERSION})
 

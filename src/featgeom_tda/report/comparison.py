@@ -45,7 +45,8 @@ def write_comparison_report(
     out = Path(out_dir)
     results = {k: v for k, v in results.items() if k != "report"}
     sections = build_sections(results, recipe, report_dir=out, stage_seconds=dict(stage_seconds or {}))
-    (a, b), ext = (m["name"] for m in recipe["models"]), results.get("extraction")
+    a, b = (m["name"] for m in recipe["models"])
+    ext = results.get("extraction")
     n_tokens = ext.n_tokens if isinstance(ext, ExtractionResult) else "?"
     html = write_report(
         out, f"featgeom report: {a} vs {b}", sections,

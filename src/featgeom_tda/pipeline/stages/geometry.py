@@ -93,12 +93,12 @@ def _concept_subspaces(ctx: RunContext) -> list[dict[str, Any]]:
     acts, spec = ctx.activations(), ctx.recipe.geometry
     a, b = main_pair(ctx.recipe)
     groups = load_concept_groups()
+    metrics = tuple(m for m in spec.subspace_metrics if m in spec.metrics) or (spec.subspace_metrics[0],)
     results = compare_concept_subspaces(
         ctx.decoder_rows(a), ctx.decoder_rows(b),
         concept_labels(acts[a.key], ctx.token_strings(), groups), concept_labels(acts[b.key], ctx.token_strings(), groups),
-        metrics=(metrics := tuple(m for m in spec.subspace_metrics if m in spec.metrics) or (spec.subspace_metrics[0],)),
-        min_features=spec.min_concept_features, n_permutations=spec.n_permutations, seed=ctx.recipe.seed,
-        matching=ctx.matchings()[pair_key(a, b)],
+        metrics=metrics, min_features=spec.min_concept_features, n_permutations=spec.n_permutations,
+        seed=ctx.recipe.seed, matching=ctx.matchings()[pair_key(a, b)],
         # the same metric definitions as the grid (one RSA per run: the cosine RDM)
         metric_options={m: metric_options(m, spec) for m in metrics},
     )
