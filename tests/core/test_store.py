@@ -41,7 +41,7 @@ def test_append_reopen_read_all(tmp_path):
 
 
 def test_row_range_reads_only_overlapping_shards(tmp_path):
-    _fill(tmp_path / "s", n_blocks=5)
+    _fill(tmp_path / "s", n_blocks=5).finalize()
     store = ActivationStore.open(tmp_path / "s")
     part = store.read(45, 75)  # inside shard 1 only (rows 40..80)
     assert store.loads == 1
@@ -65,7 +65,7 @@ def test_resume_after_kill_mid_shard(tmp_path):
     store.append(_block(2), meta={"batch": 2})
     store.finalize()
     resumed = ActivationStore.open(path).read()
-    uninterrupted = _fill(tmp_path / "u", n_blocks=3).read()
+    uninterrupted = _fill(tmp_path / "u", n_blocks=3).read(allow_partial=True)
     np.testing.assert_array_equal(resumed.to_numpy(), uninterrupted.to_numpy())
     np.testing.assert_array_equal(resumed.token_ids, uninterrupted.token_ids)
 
@@ -75,13 +75,14 @@ def test_open_or_create_resumes_only_same_meta(tmp_path):
     _fill(path, n_blocks=2, meta={"hook": "a"})
     same = ActivationStore.open_or_create(path, n_features=16, meta={"hook": "a"})
     assert same.n_rows == 80
+    same.close()
     other = ActivationStore.open_or_create(path, n_features=16, meta={"hook": "b"})
     assert other.n_rows == 0 and not list(path.glob("shard_*"))
 
 
 def test_corrupt_and_missing_shard_named(tmp_path):
     path = tmp_path / "s"
-    _fill(path)
+    _fill(path).finalize()
     shard = path / "shard_00001.safetensors"
     data = bytearray(shard.read_bytes())
     data[-5] ^= 0xFF
@@ -129,6 +130,7 @@ def test_truncate_and_verify_shard(tmp_path):
     store.finalize()
     assert store.verify_shard(store.shards[0]).name == "shard_00000.safetensors"
     store.truncate(1)
+    store.close()
     back = ActivationStore.open(tmp_path / "s")
     assert back.n_shards == 1 and not back.complete and back.n_rows == 40
     back.append(_block(1))

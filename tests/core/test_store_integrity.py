@@ -255,6 +255,7 @@ def test_unfinished_and_truncated_stores_report_partial(tmp_path):
     store.finalize()
     assert store.complete and store.incomplete_reason is None
     store.truncate(2)
+    store.close()
     back = ActivationStore.open(tmp_path / "s")
     assert not back.complete and not back.finalized and back.n_shards == 2
     back.append(_block(2), meta={"batch": 2})

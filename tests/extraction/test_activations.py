@@ -337,12 +337,31 @@ def test_resume_recomputes_a_corrupt_last_shard(tmp_path, reference, sources, da
     _assert_same_store(tmp_path / "one", reference[0] / "one")
 
 
-def test_other_options_start_the_store_anew(tmp_path, sources, dataset):
+def test_other_keep_bos_is_refused_and_overwrite_equals_a_fresh_run(tmp_path, sources, dataset):
     extract_activations(sources[:1], dataset, tmp_path / "x", batch_size=3, progress=False)
-    extract_activations(sources[:1], dataset, tmp_path / "x", batch_size=3, keep_bos=True, progress=False)
+    with pytest.raises(StoreError, match=r"other inputs; it differs in keep_bos .*false in the store, true asked for"):
+        extract_activations(sources[:1], dataset, tmp_path / "x", batch_size=3, keep_bos=True, progress=False)
+    extract_activations(sources[:1], dataset, tmp_path / "x", batch_size=3, keep_bos=True, progress=False,
+                        overwrite=True)
     extract_activations(sources[:1], dataset, tmp_path / "y", batch_size=3, keep_bos=True, progress=False)
     _assert_same_store(tmp_path / "x" / "one", tmp_path / "y" / "one")
-    assert load_activations(tmp_path / "x", "one").n_tokens == int(dataset.lengths.sum())
+
+
+def test_another_batch_size_reuses_a_finished_store_and_refuses_to_resume_an_unfinished_one(
+    tmp_path, sources, dataset
+):
+    extract_activations(sources[:1], dataset, tmp_path / "x", batch_size=3, progress=False)
+    before = {f.name: f.read_bytes() for f in (tmp_path / "x" / "one").glob("*.safetensors")}
+    calls = []
+    stores = extract_activations(sources[:1], dataset, tmp_path / "x", batch_size=5, progress=False,
+                                 on_shard=lambda n, b: calls.append(b))
+    assert calls == [] and stores["one"].complete and stores["one"].meta["batch_size"] == 3
+    assert {f.name: f.read_bytes() for f in (tmp_path / "x" / "one").glob("*.safetensors")} == before
+
+    extract_activations(sources[:1], dataset, tmp_path / "u", batch_size=3, progress=False, max_batches=1)
+    with pytest.raises(StoreError, match=r"unfinished extraction written with batch_size=3; resume it with that"):
+        extract_activations(sources[:1], dataset, tmp_path / "u", batch_size=5, progress=False)
+    assert ActivationStore.open(tmp_path / "u" / "one").n_shards == 1
 
 
 def test_batches_without_rows_are_skipped(tmp_path, tiny_tokenizer, sources):

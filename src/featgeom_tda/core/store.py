@@ -16,7 +16,10 @@ shards that overlap it.
 Corrupt input is refused with :class:`StoreError` naming the file and the problem: the manifest is checked
 against a schema when the store is opened (:func:`_validate_manifest`), and every shard's CSR structure is
 checked against the manifest when it is loaded or verified (:meth:`ActivationStore._read_tensors`).
-Completeness is one explicit state, :attr:`ActivationStore.complete`: :meth:`~ActivationStore.finalize`
+Every shard also carries its own manifest entry and its store's width, provenance and meta (safetensors
+metadata ``featgeom_shard``, with a digest of its tensors), so a damaged or lost manifest is rebuilt from
+the intact shards by :meth:`ActivationStore.rebuild_manifest` (``featgeom store-repair``) without deleting
+anything. Completeness is one explicit state, :attr:`ActivationStore.complete`: :meth:`~ActivationStore.finalize`
 records how many shards and rows the finished store holds, and a finalized manifest that lists fewer is
 *incomplete* (:attr:`~ActivationStore.incomplete_reason` says why); reading it raises unless the caller
 passes ``allow_partial=True``.
@@ -27,8 +30,9 @@ One writer at a time: a store opened for writing (:meth:`~ActivationStore.create
 :meth:`~ActivationStore.open`) takes an OS-level exclusive lock (``flock``) on ``STORE/.lock`` and holds it
 until :meth:`~ActivationStore.finalize` or :meth:`~ActivationStore.close` (or until the process dies: the OS
 drops the lock even on ``kill -9``). Another process that tries to write gets :class:`StoreError` naming the
-holder's pid and host, which the holder writes into the lock file. The lock is per process: several
-``ActivationStore`` objects of one process share it. Readers take no lock. Temporary files carry the
+holder's pid and host, which the holder writes into the lock file. Within one process the lock belongs to
+one ``ActivationStore`` object: a second object of the same process that tries to write is refused too.
+Readers take no lock. Temporary files carry the
 writer's pid and a random suffix, so two processes never write the same temporary file.
 """
 
@@ -43,15 +47,15 @@ import socket
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 
 import numpy as np
 import scipy.sparse as sp
 
-from featgeom_tda.core._cache import file_digest
+from featgeom_tda.core._cache import Hasher, file_digest
 from featgeom_tda.core.types import FeatureActivations, Provenance, as_activations
 
-__all__ = ["ActivationStore", "StoreError", "ShardInfo"]
+__all__ = ["ActivationStore", "StoreError", "ShardInfo", "RebuildReport"]
 
 try:  # POSIX only; without it stores are written unlocked
     import fcntl
@@ -64,6 +68,8 @@ MANIFEST = "manifest.json"
 LOCK_FILE = ".lock"
 FORMAT_VERSION = 1
 _TENSORS = ("indptr", "indices", "data", "token_ids", "doc_index", "position")
+SHARD_RECORD = "featgeom_shard"  # safetensors metadata key: the shard's own manifest entry, as JSON
+REPAIR_HINT = "rebuild it from its intact shards with `featgeom store-repair {path}` (ActivationStore.rebuild_manifest)"
 _SHARD_KEYS = ("file", "row_start", "n_rows", "nnz", "sha256", "tensors", "meta")
 
 
@@ -181,22 +187,14 @@ class ActivationStore:
         path = Path(path)
         mpath = path / MANIFEST
         if not mpath.exists():
-            raise StoreError(f"path {str(path)!r} is not an activation store: {MANIFEST} is missing")
+            hint = f"; {REPAIR_HINT.format(path=path)}" if any(_shard_files(path)) else ""
+            raise StoreError(f"path {str(path)!r} is not an activation store: {MANIFEST} is missing{hint}")
         if not mpath.is_file():
             raise StoreError(f"{mpath} must be a regular file, got a {'directory' if mpath.is_dir() else 'special file'}")
         try:
-            raw = mpath.read_bytes()
-        except OSError as exc:
-            raise StoreError(f"{mpath} cannot be read: {exc}") from None
-        try:
-            text = raw.decode("utf-8")
-        except UnicodeDecodeError as exc:
-            raise StoreError(f"{mpath} is not UTF-8 text: {exc}") from None
-        try:
-            manifest = json.loads(text)
-        except (json.JSONDecodeError, RecursionError) as exc:
-            raise StoreError(f"{mpath} is not valid JSON: {exc}") from None
-        _validate_manifest(manifest, mpath)
+            manifest = _parse_manifest(mpath)
+        except StoreError as exc:
+            raise StoreError(f"{exc}; {REPAIR_HINT.format(path=path)}") from None
         return cls(path, manifest)
 
     @classmethod
@@ -226,6 +224,75 @@ class ActivationStore:
                 return store
             log.info("store %s was made with other options; starting it anew", path)
         return cls.create(path, n_features=n_features, provenance=provenance, meta=meta, overwrite=True)
+
+    @classmethod
+    def rebuild_manifest(
+        cls, path: str | Path, *, on_shard: Callable[[int, str], None] | None = None
+    ) -> "RebuildReport":
+        """Write a new manifest for the store at ``path`` from the shards on disk; nothing is deleted.
+
+        Every shard carries its own manifest entry (row range, nnz, a digest of its tensors) and its store's
+        width, provenance and meta. Shards are taken in index order from ``shard_00000``: each must be
+        readable, match its digest and CSR checks, start where the previous one stopped, and belong to the
+        same store as shard 0. The first that does not ends the listing; it and the shards after it stay on
+        disk, unlisted, with the reason in the report. The old manifest (if any) is kept beside the new one as
+        ``manifest.json.damaged-<time>``. The rebuilt store is *unfinished* (``complete`` is False): rerun
+        the extraction to finish it (intact shards are kept) or read it with ``allow_partial=True``.
+        Runs under the writer lock; ``on_shard(index, file)`` is called after each shard is checked.
+        """
+        path = Path(path)
+        if not path.is_dir():
+            raise StoreError(f"path {str(path)!r} is not a directory holding an activation store")
+        files = _shard_files(path)
+        if not files:
+            raise StoreError(f"path {str(path)!r} holds no shard files (shard_NNNNN.safetensors) to rebuild from")
+        key = _acquire_lock(path)
+        try:
+            store, skipped = cls._scan_shards(path, files, on_shard)
+            mpath = path / MANIFEST
+            backup = None
+            if mpath.exists() or mpath.is_symlink():
+                backup = path / f"{MANIFEST}.damaged-{time.strftime('%Y%m%dT%H%M%S')}-{secrets.token_hex(3)}"
+                os.replace(mpath, backup) if mpath.is_dir() else _copy_file(mpath, backup)
+            store._write_manifest()
+        finally:
+            _release_lock(key)
+        return RebuildReport(path=path, n_shards=store.n_shards, n_rows=store.n_rows, skipped=skipped,
+                             old_manifest=None if backup is None else backup.name)
+
+    @classmethod
+    def _scan_shards(
+        cls, path: Path, files: list[tuple[int, Path]], on_shard: Callable[[int, str], None] | None
+    ) -> tuple["ActivationStore", list[tuple[str, str]]]:
+        """The store the intact leading shards describe, and the (file, reason) of those left unlisted."""
+        from safetensors import SafetensorError, safe_open
+
+        store: ActivationStore | None = None
+        skipped: list[tuple[str, str]] = []
+        for pos, (index, f) in enumerate(files):
+            where = f"shard {f.name} of store {str(path)!r}"
+            reason = None
+            if index != pos:
+                reason = f"shard_{pos:05d}.safetensors before it is missing"
+            else:
+                try:
+                    with safe_open(str(f), framework="np") as fh:
+                        record_text = (fh.metadata() or {}).get(SHARD_RECORD)
+                        tensors = {k: fh.get_tensor(k) for k in fh.keys()}
+                except (SafetensorError, OSError, ValueError, TypeError) as exc:
+                    reason = f"cannot be read: {exc}"
+                else:
+                    reason, store = _check_shard_record(path, f, record_text, tensors, store, where)
+            if reason is not None:
+                skipped = [(g.name, reason if g is f else "an earlier shard is not intact") for _, g in files[pos:]]
+                break
+            if on_shard is not None:
+                on_shard(index, f.name)
+        if store is None:
+            raise StoreError(
+                f"no intact shard to rebuild store {str(path)!r} from: {skipped[0][0]} {skipped[0][1]}"
+            )
+        return store, skipped
 
     # -- properties ----------------------------------------------------------------------------------
     @property
@@ -315,8 +382,21 @@ class ActivationStore:
             "doc_index": acts.doc_index.astype(np.int64),
             "position": acts.position.astype(np.int64),
         }
+        record = {
+            "index": index,
+            "row_start": self.n_rows,
+            "n_rows": int(m.shape[0]),
+            "nnz": int(m.nnz),
+            "content_sha256": _content_digest(tensors),
+            "meta": meta or {},
+            "store": self._store_record(),
+        }
         try:
-            save_file(tensors, str(tmp), metadata={"n_features": str(self.n_features)})
+            save_file(
+                tensors, str(tmp),
+                # one metadata key: safetensors writes a map of several in no fixed order (files must be bitwise stable)
+                metadata={SHARD_RECORD: json.dumps(record, sort_keys=True)},
+            )
             _fsync(tmp)
             os.replace(tmp, final)
         except BaseException:
@@ -334,6 +414,12 @@ class ActivationStore:
         self._manifest["shards"].append(info)
         self._write_manifest()
         return ShardInfo(**info)
+
+    def _store_record(self) -> dict[str, Any]:
+        """What every shard carries of its store, so that a lost manifest can be rebuilt from the shards."""
+        m = self._manifest
+        return {"format_version": FORMAT_VERSION, "n_features": self.n_features,
+                "provenance": m["provenance"], "meta": m["meta"]}
 
     def finalize(self, **extra_meta: Any) -> None:
         """Mark the store complete (a finished extraction); ``extra_meta`` is merged into ``meta``.
@@ -372,10 +458,11 @@ class ActivationStore:
 
     # -- reading -------------------------------------------------------------------------------------
     def _check_readable(self, allow_partial: bool) -> None:
-        if self.finalized and not allow_partial:
-            reason = self.incomplete_reason
-            if reason is not None:
-                raise StoreError(f"{reason}; refusing to read it (pass allow_partial=True to read what is listed)")
+        if allow_partial:
+            return
+        reason = self.incomplete_reason
+        if reason is not None:
+            raise StoreError(f"{reason}; refusing to read it (pass allow_partial=True to read what is listed)")
 
     def read(
         self,
@@ -387,13 +474,14 @@ class ActivationStore:
     ) -> FeatureActivations:
         """Rows ``start:stop`` (default all) as :class:`FeatureActivations`, opening only overlapping shards.
 
-        A finalized store that lost shards (``complete`` is False) is refused unless ``allow_partial=True``;
-        a store still being written is read as far as it goes.
+        A store that is not complete (still being written, never finished, or a finalized store that lost
+        shards) is refused unless ``allow_partial=True``, which reads the rows its manifest lists.
+        ``start`` and ``stop`` are integers (a float such as 1.9 is refused, never rounded).
         """
         self._check_readable(allow_partial)
         n = self.n_rows
-        start = 0 if start is None else int(start)
-        stop = n if stop is None else int(stop)
+        start = 0 if start is None else _row_bound(start, "start")
+        stop = n if stop is None else _row_bound(stop, "stop")
         if not (0 <= start <= stop <= n):
             raise StoreError(f"row range {start}:{stop} is outside the store's {n} rows")
         if start == stop:
@@ -463,7 +551,11 @@ class ActivationStore:
         missing = [k for k in _TENSORS if k not in t]
         if missing:
             raise StoreError(f"{where} lacks tensors {missing}")
-        recorded = file_meta.get("n_features")
+        recorded = file_meta.get("n_features")  # shards of earlier versions
+        try:
+            recorded = str(json.loads(file_meta[SHARD_RECORD])["store"]["n_features"])
+        except (KeyError, ValueError, TypeError):
+            pass
         if recorded is not None and recorded != str(self.n_features):
             raise StoreError(
                 f"{where} was written with n_features={recorded} but the manifest says n_features={self.n_features}"
@@ -484,6 +576,116 @@ class ActivationStore:
         )
 
 
+@dataclass(frozen=True)
+class RebuildReport:
+    """What :meth:`ActivationStore.rebuild_manifest` listed, and which shard files it left unlisted and why."""
+
+    path: Path
+    n_shards: int
+    n_rows: int
+    skipped: list[tuple[str, str]]
+    old_manifest: str | None
+
+    def __str__(self) -> str:
+        lines = [f"rebuilt {self.path / MANIFEST}: {self.n_shards} intact shards, {self.n_rows} rows (unfinished)"]
+        if self.old_manifest:
+            lines.append(f"the old manifest is kept as {self.old_manifest}")
+        lines += [f"not listed: {name}: {why}" for name, why in self.skipped]
+        return "\n".join(lines)
+
+
+def _shard_files(path: Path) -> list[tuple[int, Path]]:
+    """(index, file) of the ``shard_NNNNN.safetensors`` files in ``path``, by index; temporary files ignored."""
+    out = []
+    for f in Path(path).glob("shard_*.safetensors"):
+        digits = f.name[len("shard_"):-len(".safetensors")]
+        if digits.isdigit() and f.is_file():
+            out.append((int(digits), f))
+    return sorted(out)
+
+
+def _copy_file(src: Path, dst: Path) -> None:
+    tmp = _tmp_path(dst)
+    try:
+        tmp.write_bytes(src.read_bytes())
+        _fsync(tmp)
+        os.replace(tmp, dst)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+def _check_shard_record(
+    path: Path, f: Path, record_text: str | None, tensors: dict[str, np.ndarray],
+    store: "ActivationStore | None", where: str,
+) -> tuple[str | None, "ActivationStore | None"]:
+    """Check one shard against its embedded record; append it to ``store`` (made from shard 0's record)."""
+    if record_text is None:
+        return "carries no embedded record (written by an older version); it cannot be checked", store
+    try:
+        record = json.loads(record_text)
+        rec_store = record["store"]
+        info = {"file": f.name, "row_start": int(record["row_start"]), "n_rows": int(record["n_rows"]),
+                "nnz": int(record["nnz"]), "meta": dict(record["meta"])}
+        digest = str(record["content_sha256"])
+        n_features = int(rec_store["n_features"])
+    except (ValueError, KeyError, TypeError) as exc:
+        return f"has an unreadable embedded record: {exc}", store
+    missing = [k for k in _TENSORS if k not in tensors]
+    if missing:
+        return f"lacks tensors {missing}", store
+    if _content_digest(tensors) != digest:
+        return "is corrupt: its tensors do not match the digest it was written with", store
+    if store is None:
+        manifest = {"format_version": FORMAT_VERSION, "n_features": n_features,
+                    "provenance": rec_store.get("provenance"), "meta": rec_store.get("meta") or {},
+                    "complete": False, "shards": []}
+        try:
+            _validate_manifest(manifest, path / MANIFEST)
+        except StoreError as exc:
+            return f"has an invalid embedded store record: {exc}", store
+        store = ActivationStore(path, manifest)
+    elif rec_store != store._store_record():
+        return "belongs to another store (other width, provenance or meta than shard 0)", store
+    if info["row_start"] != store.n_rows:
+        return f"starts at row {info['row_start']} but the shards before it end at row {store.n_rows}", store
+    shard = ShardInfo(**info, sha256="0" * 64, tensors={})
+    try:
+        _check_csr(tensors, shard, store.n_features, where)
+    except StoreError as exc:
+        return str(exc).replace(where + ": ", ""), store
+    info["sha256"] = file_digest(f)
+    info["tensors"] = {k: {"shape": list(v.shape), "dtype": str(v.dtype)} for k, v in tensors.items()}
+    store._manifest["shards"].append({k: info[k] for k in _SHARD_KEYS})
+    return None, store
+
+
+def _parse_manifest(mpath: Path) -> dict[str, Any]:
+    """The manifest at ``mpath``, checked against the schema; :class:`StoreError` naming the problem."""
+    try:
+        raw = mpath.read_bytes()
+    except OSError as exc:
+        raise StoreError(f"{mpath} cannot be read: {exc}") from None
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise StoreError(f"{mpath} is not UTF-8 text: {exc}") from None
+    try:
+        manifest = json.loads(text)
+    except (json.JSONDecodeError, RecursionError) as exc:
+        raise StoreError(f"{mpath} is not valid JSON: {exc}") from None
+    _validate_manifest(manifest, mpath)
+    return manifest
+
+
+def _content_digest(tensors: dict[str, np.ndarray]) -> str:
+    """sha256 over a shard's tensors (name, dtype, shape, bytes, in a fixed order): what a shard says it holds."""
+    h = Hasher()
+    for k in _TENSORS:
+        h.update_text(k).update_array(tensors[k])
+    return h.hexdigest()
+
+
 def _describe(value: Any) -> str:
     if value is None:
         return "null"
@@ -495,6 +697,13 @@ def _describe(value: Any) -> str:
 
 def _is_int(value: Any) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _row_bound(value: Any, name: str) -> int:
+    """A row index given to :meth:`ActivationStore.read`: an integer (Python or numpy), never a bool or float."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)):
+        raise StoreError(f"{name} must be an integer row index, got {_describe(value)}")
+    return int(value)
 
 
 def _need(d: dict[str, Any], key: str, where: str, what: str, ok: Any) -> Any:
@@ -605,9 +814,9 @@ def _tmp_path(final: Path) -> Path:
     return final.with_name(f"{final.name}.{os.getpid()}.{secrets.token_hex(6)}.tmp")
 
 
-# -- the writer lock: one flock per (process, store) --------------------------------------------------
-# key -> (pid, fd, number of ActivationStore objects of this process sharing it)
-_LOCKS: dict[str, tuple[int, int, int]] = {}
+# -- the writer lock: one flock per store, held by one ActivationStore object ---------------------------
+# key -> (pid, fd) of the lock this process holds
+_LOCKS: dict[str, tuple[int, int]] = {}
 
 
 def _lock_holder(fd: int) -> str:
@@ -620,15 +829,21 @@ def _lock_holder(fd: int) -> str:
 
 
 def _acquire_lock(path: Path) -> str:
-    """Take (or share, within this process) the exclusive writer lock of the store at ``path``; return its key."""
+    """Take the exclusive writer lock of the store at ``path``; return its key.
+
+    Raises :class:`StoreError` when another process holds it, and also when another ``ActivationStore``
+    object of this process does: two writers in one process would interleave their manifests.
+    """
     lock_path = Path(path) / LOCK_FILE
     key = os.path.realpath(lock_path)
     held = _LOCKS.get(key)
     if held is not None and held[0] == os.getpid():
-        _LOCKS[key] = (held[0], held[1], held[2] + 1)
-        return key
+        raise StoreError(
+            f"store {str(path)!r} is being written by another writer in this process (pid {os.getpid()}): "
+            "another ActivationStore object holds its lock; finalize() or close() that one first"
+        )
     if fcntl is None:  # pragma: no cover - no flock on this platform
-        _LOCKS[key] = (os.getpid(), -1, 1)
+        _LOCKS[key] = (os.getpid(), -1)
         return key
     try:
         fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o644)
@@ -651,7 +866,7 @@ def _acquire_lock(path: Path) -> str:
         os.pwrite(fd, json.dumps(info).encode("utf-8"), 0)
     except OSError:  # the lock holds even if its label cannot be written
         log.warning("could not record the writer's pid in %s", lock_path)
-    _LOCKS[key] = (os.getpid(), fd, 1)
+    _LOCKS[key] = (os.getpid(), fd)
     return key
 
 
@@ -659,10 +874,7 @@ def _release_lock(key: str) -> None:
     held = _LOCKS.get(key)
     if held is None or held[0] != os.getpid():
         return
-    pid, fd, count = held
-    if count > 1:
-        _LOCKS[key] = (pid, fd, count - 1)
-        return
+    fd = held[1]
     del _LOCKS[key]
     if fd < 0:  # pragma: no cover - no flock on this platform
         return

@@ -13,10 +13,11 @@ The flow is::
   ``meta`` fingerprints the options (dataset, model and SAE weights, hook, ``keep_bos``, ``batch_size``); a
   rerun continues each store after its last complete shard and ends with the same arrays as an
   uninterrupted run.
-- A finished store made from other inputs (dataset, tokenizer, model or SAE weights, hook, width) is never
-  deleted silently: :func:`extract_activations` refuses it with :class:`StoreError` saying what differs
-  unless ``overwrite=True``. A finished store made from the same inputs with other options (``keep_bos``,
-  ``batch_size``) can be recomputed from them, so it is rebuilt as before; an unfinished one is started anew.
+- No store is ever deleted without ``overwrite=True``: a store made from other inputs (dataset, tokenizer,
+  model or SAE weights, hook, width, ``keep_bos``), finished or not, is refused with :class:`StoreError`
+  saying what differs, and so is a damaged manifest (see ``featgeom store-repair``) and an unfinished store
+  written with another ``batch_size``. A finished store with the same rows is reused whatever the
+  ``batch_size``; a finalized store that lost shards is continued.
 - While it writes, each store holds its writer lock (see :mod:`featgeom_tda.core.store`); the locks are
   released when :func:`extract_activations` returns or raises.
 """
@@ -32,7 +33,7 @@ import numpy as np
 
 from featgeom_tda.core._cache import Hasher
 from featgeom_tda.core._validation import check_positive_int
-from featgeom_tda.core.store import ActivationStore, StoreError
+from featgeom_tda.core.store import REPAIR_HINT, ActivationStore, StoreError
 from featgeom_tda.core.types import FeatureActivations, Provenance
 from featgeom_tda.extraction.dataset import TokenizedDataset, tokenize_documents, tokenizer_fingerprint
 from featgeom_tda.extraction.encoding import encode_batch
@@ -53,7 +54,7 @@ log = logging.getLogger(__name__)
 EXTRACTION_FORMAT = "featgeom-activations/1"
 _FINAL_META_KEYS = ("n_tokens", "n_batches")
 # meta keys that are extraction options, not inputs: a store that differs only in these is recomputable
-_OPTION_META_KEYS = ("keep_bos", "batch_size")
+_OPTION_META_KEYS = ("batch_size",)
 
 
 # ------------------------------------------------------------------------------------------------------
@@ -149,7 +150,10 @@ def _short(value: Any) -> str:
 
 
 def _input_differences(old: ActivationStore, src: ActivationSource, meta: dict[str, Any]) -> list[str]:
-    """What makes the finished store ``old`` come from other inputs than ``meta`` (empty if only options differ)."""
+    """What makes the store ``old`` hold other rows or values than ``meta`` asks for (empty if none).
+
+    Everything but ``batch_size`` counts: it changes how rows are grouped into shards, not the rows.
+    """
     want = json.loads(json.dumps(meta))
     have = {k: v for k, v in old.meta.items() if k not in _FINAL_META_KEYS}
     diffs = []
@@ -162,45 +166,75 @@ def _input_differences(old: ActivationStore, src: ActivationSource, meta: dict[s
             "dataset_fingerprint": "dataset fingerprint (other texts or tokenization)",
             "sae_fingerprint": "SAE weights",
             "model_fingerprint": "model weights",
+            "keep_bos": "keep_bos (whether BOS positions are rows)",
         }.get(key, key)
         diffs.append(f"{what} ({_short(have.get(key))} in the store, {_short(want.get(key))} asked for)")
     return diffs
 
 
-def _refuse_other_inputs(path: Path, src: ActivationSource, meta: dict[str, Any], overwrite: bool) -> None:
-    """Raise :class:`StoreError` if ``path`` holds a finished store from other inputs (unless ``overwrite``)."""
-    if overwrite or not (path / "manifest.json").exists():
-        return
+def _store_plan(path: Path, src: ActivationSource, meta: dict[str, Any], overwrite: bool) -> str:
+    """How to use what is at ``path``: ``new``, ``reuse``, ``resume``, ``reopen`` or ``overwrite``.
+
+    Raises :class:`StoreError` (unless ``overwrite``) for a store that cannot be opened or continued as
+    asked: a damaged manifest, other inputs, or an unfinished store written with another ``batch_size``.
+    Nothing is ever deleted without ``overwrite=True``.
+    """
+    if not (path / "manifest.json").exists():
+        if not any(path.glob("shard_*.safetensors")):
+            return "new"
+        if overwrite:
+            return "overwrite"
+        raise StoreError(
+            f"store {str(path)!r} of source {src.name!r} holds shard files but no manifest; "
+            + REPAIR_HINT.format(path=path) + ", or pass overwrite=True to start it anew"
+        )
     try:
         old = ActivationStore.open(path)
     except StoreError:
-        return  # unreadable: it is started anew (with a warning) as before
-    if not old.finalized:
-        return
+        if overwrite:
+            return "overwrite"
+        raise
+    state = "a finished" if old.complete else ("an incomplete" if old.finalized else "an unfinished")
+    refusal = f"store {str(path)!r} of source {src.name!r} is {state} extraction "
     diffs = _input_differences(old, src, meta)
     if diffs:
+        if overwrite:
+            return "overwrite"
         raise StoreError(
-            f"store {str(path)!r} of source {src.name!r} is a finished extraction from other inputs; it differs in "
-            + "; ".join(diffs)
+            refusal + "from other inputs; it differs in " + "; ".join(diffs)
             + ". Refusing to delete it: use another out_dir, or pass overwrite=True to rebuild it"
         )
+    if old.complete:
+        return "reuse"  # the same rows; another batch_size would only regroup them into other shards
+    if old.meta.get("batch_size") != meta["batch_size"]:
+        if overwrite:
+            return "overwrite"
+        raise StoreError(
+            refusal + f"written with batch_size={old.meta.get('batch_size')}; resume it with that batch_size, "
+            "or pass overwrite=True to start it anew"
+        )
+    return "reopen" if old.finalized else "resume"
 
 
-def _open_store(path: Path, src: ActivationSource, meta: dict[str, Any], prov: Provenance) -> ActivationStore:
-    """Reuse a finished store with the same options, resume a partial one, or start anew."""
-    if (path / "manifest.json").exists():
-        try:
-            old = ActivationStore.open(path)
-        except StoreError as exc:
-            log.warning("store %s cannot be opened (%s); starting it anew", path, exc)
-        else:
-            base = {k: v for k, v in old.meta.items() if not (old.complete and k in _FINAL_META_KEYS)}
-            if old.complete and old.n_features == src.d_sae and base == json.loads(json.dumps(meta)):
-                return old
-            if old.finalized and not _input_differences(old, src, meta):
-                log.info("store %s was made from the same inputs with other options; rebuilding it", path)
-            elif old.finalized:
-                log.warning("store %s was made from other inputs; overwriting it (overwrite=True)", path)
+def _open_store(path: Path, plan: str, src: ActivationSource, meta: dict[str, Any], prov: Provenance) -> ActivationStore:
+    """Carry out :func:`_store_plan`'s ``plan`` for the store at ``path``; writable unless reused."""
+    if plan == "reuse":
+        old = ActivationStore.open(path)
+        if old.meta.get("batch_size") != meta["batch_size"]:
+            log.info("store %s holds these rows already (written with batch_size %s); reusing it",
+                     path, old.meta.get("batch_size"))
+        return old
+    if plan == "reopen":  # finalized but shards were lost: continue it as an unfinished store
+        store = ActivationStore.open(path)
+        store.lock()
+        for key in _FINAL_META_KEYS:
+            store.meta.pop(key, None)
+        store.truncate(store.n_shards)
+        log.warning("%s; continuing it", store.incomplete_reason or f"store {path} lost shards")
+        return store
+    if plan == "overwrite":
+        log.warning("store %s is replaced (overwrite=True)", path)
+        return ActivationStore.create(path, n_features=src.d_sae, provenance=prov, meta=meta, overwrite=True)
     return ActivationStore.open_or_create(path, n_features=src.d_sae, provenance=prov, meta=meta)
 
 
@@ -278,9 +312,9 @@ def extract_activations(
     ``on_shard(name, batch)`` is called each time a source finishes a batch (a batch whose documents hold
     no row, e.g. only BOS, writes no shard).
 
-    A finished store in ``out_dir`` made from other inputs (dataset fingerprint, tokenizer, model or SAE
-    weights, hook, width) raises :class:`StoreError` saying what differs, before any store is touched; pass
-    ``overwrite=True`` to rebuild it. Each store holds its writer lock while this function runs; another
+    A store in ``out_dir`` made from other inputs (dataset fingerprint, tokenizer, model or SAE weights, hook,
+    width, ``keep_bos``), finished or not, raises :class:`StoreError` saying what differs, before any store is
+    touched; pass ``overwrite=True`` to rebuild it. Each store holds its writer lock while this function runs; another
     process writing the same store makes it raise :class:`StoreError` naming that process.
 
     Returns:
@@ -322,10 +356,10 @@ def extract_activations(
     stores: dict[str, ActivationStore] = {}
     fingerprints: dict[int, str] = {}
     metas = {src.name: _store_meta(src, dataset, keep_bos, batch_size, fingerprints) for src in sources}
-    for src in sources:  # refuse before any store is opened for writing
-        _refuse_other_inputs(out_dir / src.name, src, metas[src.name], bool(overwrite))
+    # decide (and refuse) for every store before any is opened for writing
+    plans = {src.name: _store_plan(out_dir / src.name, src, metas[src.name], bool(overwrite)) for src in sources}
     try:
-        return _extract(sources, dataset, out_dir, stores, metas, batch_size, keep_bos, device, progress,
+        return _extract(sources, dataset, out_dir, stores, metas, plans, batch_size, keep_bos, device, progress,
                         max_batches, on_shard)
     finally:
         for store in stores.values():  # release the writer locks; the stores stay readable
@@ -338,6 +372,7 @@ def _extract(
     out_dir: Path,
     stores: dict[str, ActivationStore],
     metas: dict[str, dict[str, Any]],
+    plans: dict[str, str],
     batch_size: int,
     keep_bos: bool,
     device: Any,
@@ -352,7 +387,7 @@ def _extract(
     n_batches = -(-dataset.n_docs // batch_size)
     next_batch: dict[str, int] = {}
     for src in sources:
-        store = _open_store(out_dir / src.name, src, metas[src.name], _provenance(src, dataset))
+        store = _open_store(out_dir / src.name, plans[src.name], src, metas[src.name], _provenance(src, dataset))
         stores[src.name] = store
         next_batch[src.name] = n_batches if store.complete else _resume_point(store, dataset, batch_size, keep_bos)
         log.info("source %r: starting at batch %d of %d", src.name, next_batch[src.name], n_batches)
@@ -444,4 +479,4 @@ def load_activations(out_dir: str | Path, name: str, *, allow_partial: bool = Fa
         )
     if store.n_rows == 0:
         raise StoreError(f"store {str(path)!r} holds no rows")
-    return store.read()
+    return store.read(allow_partial=allow_partial)

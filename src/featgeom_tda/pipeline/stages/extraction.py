@@ -26,8 +26,10 @@ def run(ctx: RunContext) -> ExtractionResult:
         ActivationSource(layer.key, src.models[layer.model], layer.hook, src.saes[layer.key], model_id=layer.model)
         for side in (0, 1) for layer in layers_of(recipe, side)
     ]
-    # every store holds the same token rows in the same order; each model runs once per batch
-    stores = extract_activations(sources, dataset, ctx.stores_dir, batch_size=recipe.batch_size, device=recipe.device)
+    # every store holds the same token rows in the same order; each model runs once per batch. The stores are
+    # this run's cache of the stage: when the stage's inputs changed, its old stores are rebuilt (overwrite)
+    stores = extract_activations(sources, dataset, ctx.stores_dir, batch_size=recipe.batch_size, device=recipe.device,
+                                 overwrite=True)
     ctx.forget_activations()
     layers = {}
     for key, a in ctx.activations().items():
