@@ -198,7 +198,8 @@ class PairGeometry(StageResult):
     n_pairs: int
     metrics: dict[str, MetricScore] = field(default_factory=dict)
     svcca_single_component: float | None = None  # the single-component SVCCA, for published comparisons
-    svcca_components: list[int] = field(default_factory=list)
+    svcca_components: list[int] = field(default_factory=list)  # [k_a, k_b] kept by the grid's SVCCA
+    svcca_details: dict[str, Any] = field(default_factory=dict)  # SVCCAResult.summary(): k, n, n_forced, rule
     skipped: str | None = None
 
 

@@ -27,6 +27,13 @@ def _label(metric: str) -> str:
     return METRIC_LABELS.get(metric, metric)
 
 
+def _svcca_label(details: dict) -> str:
+    """``SVCCA (k_a=.., k_b=.. of n=..)``: the components behind the score, beside it."""
+    if not details:
+        return _label("svcca")
+    return f"{_label('svcca')} (k_a={details['n_components_x']}, k_b={details['n_components_y']} of n={details['n_rows']})"
+
+
 def _fig(path: Any, caption: str) -> list[Figure]:
     return [Figure(caption, path)] if path and Path(path).exists() else []
 
@@ -82,7 +89,8 @@ def similarity_section(geo: GeometryResult) -> Section:
             rows.append([entry.a, entry.b, entry.n_pairs, entry.skipped, None, None, None, None, None])
             continue
         for metric, s in entry.metrics.items():
-            rows.append([entry.a, entry.b, entry.n_pairs, _label(metric), s.score, s.null_mean, s.null_std, s.p_value, s.subset_mean])
+            label = _svcca_label(entry.svcca_details) if metric == "svcca" else _label(metric)
+            rows.append([entry.a, entry.b, entry.n_pairs, label, s.score, s.null_mean, s.null_std, s.p_value, s.subset_mean])
         rows.append([entry.a, entry.b, entry.n_pairs, "SVCCA, 1 component (as the original code computed it)",
                      entry.svcca_single_component, None, None, None, None])
     figures = [Figure(f"{_label(m)} per layer pair: matched pairs vs random pairing", p)
@@ -97,7 +105,9 @@ def similarity_section(geo: GeometryResult) -> Section:
         tables=[Table("Scores with baselines", columns, rows, csv_name="similarity.csv")],
         figures=figures,
         notes=["SVCCA keeps, in each space, the fewest components whose cumulative explained-variance fraction reaches the recipe's "
-               "svcca_variance. The single-component value is shown only for comparison with published numbers that kept one component by mistake.",
+               "svcca_variance, and at most max(1, n // 4) of them for n pairs, so that k_a + k_b <= n / 2: with k_a + k_b > n - 1 "
+               "some canonical correlations are 1 for any pairing (a saturated SVCCA), which is never reported as a score. "
+               "The single-component value is shown only for comparison with published numbers that kept one component by mistake.",
                "RSA is one definition in the whole run: Spearman correlation of cosine-distance RDMs (invariant to rotations "
                "of decoder space), here and in the semantic subspaces."],
     )
@@ -139,8 +149,12 @@ def subspaces_section(geo: GeometryResult) -> Section:
         if s["skipped"]:
             rows.append(sizes + ["skipped: " + str(s["skipped"]), None, None, None])
             continue
+        details = s.get("details", {})
         for metric, score in s["scores"].items():
-            rows.append(sizes + [_label(metric), score, s["null_means"].get(metric), s["p_values"].get(metric)])
+            label = _svcca_label(details.get(metric, {})) if metric == "svcca" else _label(metric)
+            rows.append(sizes + [label, score, s["null_means"].get(metric), s["p_values"].get(metric)])
+        for metric, reason in s.get("metric_errors", {}).items():
+            rows.append(sizes + [f"{_label(metric)}: not computed ({reason})", None, None, None])
     columns = ["concept", "features A", "features B", "pairs", "metric", "score", "null mean", "p-value"]
     return Section(
         "subspaces",

@@ -119,12 +119,13 @@ def test_structure_is_detected_and_independent_data_is_not():
 
 
 def test_exact_ties_count_as_exceeding_the_score():
-    # with n - 1 <= k_x + k_y the kept subspaces fill the centred space, every pairing scores 1 and p must be 1
+    # with k = n - 1 every row's neighbours are all the other rows: every pairing scores 1 and p must be 1
     rng = np.random.default_rng(9)
     X, Y = rng.standard_normal((6, 5)), rng.standard_normal((6, 5))
-    res = permutation_test("svcca", X, Y, n_permutations=20, seed=0, variance=1.0)
-    assert res.score == pytest.approx(1.0)
-    assert res.p_value == 1.0
+    for method in ("fast", "naive"):
+        res = permutation_test("knn_jaccard", X, Y, n_permutations=20, seed=0, k=5, method=method)
+        assert res.score == 1.0 and np.all(res.null == 1.0)
+        assert res.p_value == 1.0
 
 
 def test_callable_metrics_run_the_naive_loop_and_registered_functions_the_fast_path():
@@ -238,3 +239,30 @@ def test_rsa_fast_path_on_a_larger_problem_matches_the_plain_metric():
     draw = np.random.default_rng(0)
     expected = [rsa(X, Y[draw.permutation(300)]) for _ in range(3)]
     assert np.allclose(res.null, expected, rtol=0, atol=1e-10)
+
+
+def test_svcca_permutation_test_is_never_saturated_and_records_its_components():
+    # the default cap keeps max(1, n // 4) components a side: the null is no longer identically 1
+    rng = np.random.default_rng(10)
+    X, Y = rng.standard_normal((10, 128)), rng.standard_normal((10, 128))
+    res = permutation_test("svcca", X, Y, n_permutations=99, seed=0)
+    d = res.details
+    assert (d["n_components_x"], d["n_components_y"], d["n_rows"], d["n_forced"], d["saturated"]) == (2, 2, 10, 0, False)
+    assert res.score < 1 and np.all(res.null < 1) and res.null.std() > 0.01
+    assert res.to_dict()["details"]["n_rows"] == 10
+    naive = permutation_test("svcca", X, Y, n_permutations=99, seed=0, method="naive")
+    np.testing.assert_allclose(naive.null, res.null, atol=1e-10)
+    for method in ("fast", "naive"):
+        with pytest.raises(ValueError, match="SVCCA is saturated"):
+            permutation_test("svcca", X, Y, n_permutations=9, max_components=None, method=method)
+
+
+def test_a_null_too_large_for_memory_is_refused_before_any_work():
+    from featgeom_tda.analyses.geometry.baselines import MAX_NULL_BYTES
+
+    X = np.random.default_rng(0).standard_normal((20, 4))
+    too_many = MAX_NULL_BYTES // 8 + 1
+    with pytest.raises(ValueError, match=rf"n_permutations={too_many} needs an estimated .* must be at most {too_many - 1}"):
+        permutation_test("cka", X, X, n_permutations=too_many)
+    with pytest.raises(ValueError, match=r"n_draws=10000000000 needs an estimated 74\.5 GiB"):
+        random_subset_baseline("cka", X, X, 5, n_draws=10**10)

@@ -18,6 +18,7 @@ from featgeom_tda.analyses.geometry import (
     svcca_result,
 )
 from featgeom_tda.analyses.geometry import similarity as sim
+from featgeom_tda.analyses.geometry.similarity import auto_max_components, forced_unit_correlations
 
 
 def orthogonal(d, rng):
@@ -468,7 +469,56 @@ def test_svcca_result_serialises_to_plain_json():
 def test_svcca_with_more_columns_than_rows_keeps_at_most_n_minus_one_components():
     rng = np.random.default_rng(71)
     X, Y = rng.standard_normal((8, 20)), rng.standard_normal((8, 30))
-    res = svcca_result(X, Y, variance=1.0)
+    res = svcca_result(X, Y, variance=1.0, max_components=None, allow_saturated=True)
     assert res.n_components_x == res.n_components_y == 7
+    assert res.saturated and res.n_forced == 7 + 7 - (8 - 1)
     with pytest.raises(ValueError, match=r"n_components=8 exceeds the rank of centred X \(7\)"):
         svcca(X, Y, n_components=8)
+
+
+# -- saturation ---------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("n, kx, ky", [(10, 9, 9), (12, 8, 6), (20, 15, 10), (30, 20, 12), (30, 20, 9)])
+def test_saturated_svcca_has_exactly_the_forced_unit_correlations(n, kx, ky):
+    # two subspaces of dimensions kx, ky in the (n - 1)-dimensional centred space meet in >= kx + ky - (n - 1)
+    # dimensions; for independent Gaussian data the intersection is exactly that large
+    rng = np.random.default_rng(n + kx + ky)
+    X, Y = rng.standard_normal((n, 40)), rng.standard_normal((n, 40))
+    res = svcca_result(X, Y, n_components=(kx, ky), allow_saturated=True)
+    forced = forced_unit_correlations(kx, ky, n)
+    assert res.n_forced == forced == max(0, kx + ky - (n - 1))
+    assert res.saturated == (forced > 0)
+    rho = res.canonical_correlations
+    np.testing.assert_allclose(rho[:forced], 1.0, atol=1e-9)
+    if forced < len(rho):
+        assert rho[forced] < 1 - 1e-6
+    if forced:
+        with pytest.raises(ValueError, match=rf"SVCCA is saturated: k_x={kx} and k_y={ky} components on n={n}"):
+            svcca(X, Y, n_components=(kx, ky))
+    else:  # k_x + k_y = n - 1 exactly: the largest choice that is not saturated
+        assert svcca(X, Y, n_components=(kx, ky)) == pytest.approx(res.score)
+
+
+def test_default_svcca_is_capped_below_saturation_and_says_so():
+    rng = np.random.default_rng(3)
+    X, Y = rng.standard_normal((10, 128)), rng.standard_normal((10, 128))
+    res = svcca_result(X, Y)  # variance 0.99 alone would keep 9 + 9 components of 9 centred dimensions
+    assert res.n_components_variance == (9, 9)
+    assert res.max_components == auto_max_components(10) == 2
+    assert (res.n_components_x, res.n_components_y, res.n_rows, res.n_forced) == (2, 2, 10, 0)
+    assert not res.saturated and res.score < 0.99
+    assert "max(1, n // 4)" in res.rule
+    with pytest.raises(ValueError, match=r"saturated.*force max\(0, k_x \+ k_y - \(n - 1\)\) = 9"):
+        svcca(X, Y, max_components=None)
+    assert [auto_max_components(n) for n in (1, 3, 4, 145, 1000)] == [1, 1, 1, 36, 250]
+
+
+def test_explicit_n_components_are_not_capped_and_a_cap_is_validated():
+    rng = np.random.default_rng(4)
+    X, Y = rng.standard_normal((40, 30)), rng.standard_normal((40, 30))
+    assert svcca_result(X, Y, n_components=15).n_components_x == 15  # 15 > 40 // 4 but given explicitly
+    assert svcca_result(X, Y, max_components=3).n_components_x == 3
+    for bad in (0, -2, 1.5, "all", True):
+        with pytest.raises(ValueError, match="max_components must be 'auto', a positive integer or None"):
+            svcca(X, Y, max_components=bad)

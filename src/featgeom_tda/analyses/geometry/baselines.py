@@ -13,6 +13,11 @@ SVCCA, centred Gram or feature matrices for CKA, the ranked RDMs for RSA, normal
 neighbour lists for the kNN scores) and only re-indexes by the permutation. Both paths draw the same permutation
 stream from ``np.random.default_rng(seed)``, and the fast scores equal a plain recomputation ``metric(X, Y[perm])``
 to float rounding (about 1e-12).
+
+SVCCA with a saturated choice of components (``k_x + k_y > n - 1``, so that some canonical correlations are 1 for
+any pairing) is refused with a ValueError by both functions, as by :func:`~.similarity.svcca` itself. The null
+scores are held in memory (8 bytes each); counts whose null would exceed ``MAX_NULL_BYTES`` are refused before
+any work.
 """
 
 from __future__ import annotations
@@ -50,12 +55,36 @@ __all__ = [
     "random_subset_baseline",
     "METRIC_NAMES",
     "METRIC_LABELS",
+    "MAX_NULL_BYTES",
     "resolve_metric",
     "check_metric_options",
 ]
 
 # Null scores within this (times max(1, |score|)) of the observed score count as ties, i.e. as >= the score.
 TIE_TOLERANCE = 1e-10
+# The null scores of one call (8 bytes each, float64) may take at most this much memory: 2**25 = 33,554,432
+# scores, a smallest p-value of about 3e-8; larger counts are refused before any work.
+MAX_NULL_BYTES = 2**28
+_BYTES_PER_SCORE = 8
+
+
+def _size(n_bytes: float) -> str:
+    for unit, scale in (("GiB", 2**30), ("MiB", 2**20), ("KiB", 2**10)):
+        if n_bytes >= scale:
+            return f"{n_bytes / scale:.1f} {unit}"
+    return f"{int(n_bytes)} bytes"
+
+
+def _check_null_memory(count: int, name: str, *, copies: int = 1, what: str = "") -> None:
+    """Refuse ``count`` null scores (times ``copies`` nulls) whose float64 storage would exceed MAX_NULL_BYTES."""
+    estimate = _BYTES_PER_SCORE * count * max(1, copies)
+    if estimate > MAX_NULL_BYTES:
+        most = MAX_NULL_BYTES // (_BYTES_PER_SCORE * max(1, copies))
+        per = f" for {what}" if what else ""
+        raise ValueError(
+            f"{name}={count} needs an estimated {_size(estimate)} for the null scores{per} ({_BYTES_PER_SCORE} bytes "
+            f"each); the limit is {_size(MAX_NULL_BYTES)} (MAX_NULL_BYTES), so {name} must be at most {most}"
+        )
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -101,6 +130,8 @@ class PermutationResult:
         n_permutations, seed: how the null was drawn (``np.random.default_rng(seed).permutation(n)`` each).
         method: ``"fast"`` or ``"naive"`` (recompute the metric per permutation).
         options: keyword options passed to the metric.
+        details: what the observed score was computed from; for SVCCA :meth:`SVCCAResult.summary` (k_x, k_y,
+            n_rows, n_forced, saturated, rule, ...), else empty.
     """
 
     metric: str
@@ -113,6 +144,7 @@ class PermutationResult:
     seed: int
     method: str
     options: dict[str, Any] = field(default_factory=dict)
+    details: dict[str, Any] = field(default_factory=dict)
 
     @property
     def z_score(self) -> float:
@@ -133,6 +165,7 @@ class PermutationResult:
             "seed": int(self.seed),
             "method": self.method,
             "options": _jsonable(self.options),
+            "details": _jsonable(self.details),
         }
 
     @classmethod
@@ -218,9 +251,15 @@ class SubsetBaselineResult:
 # ---------------------------------------------------------------------------------------------------------------
 
 
-def _check_svcca_options(variance: Any = 0.99, n_components: Any = None) -> None:
+def _check_svcca_options(variance: Any = 0.99, n_components: Any = None, max_components: Any = "auto") -> None:
     check_fraction(variance, "variance")
     sim._check_n_components(n_components)
+    sim._check_max_components(max_components)
+
+
+def _observe_svcca(X: np.ndarray, Y: np.ndarray, **options: Any) -> tuple[float, dict[str, Any]]:
+    res = sim.svcca_result(X, Y, **options)
+    return res.score, res.summary()
 
 
 def _check_cka_options(debiased: Any = False) -> None:
@@ -243,12 +282,13 @@ class _MetricSpec:
     func: Callable[..., float]
     fast: Callable[..., Scorer] | None
     check: Callable[..., None] | None = None
+    observe: Callable[..., tuple[float, dict[str, Any]]] | None = None  # (score, details) of the observed pairing
 
 
 _REGISTRY: dict[str, _MetricSpec] = {
     spec.name: spec
     for spec in (
-        _MetricSpec("svcca", "SVCCA", sim.svcca, _fast_svcca, _check_svcca_options),
+        _MetricSpec("svcca", "SVCCA", sim.svcca, _fast_svcca, _check_svcca_options, _observe_svcca),
         _MetricSpec("cka", "linear CKA", sim.linear_cka, _fast_cka, _check_cka_options),
         _MetricSpec("rsa", "RSA (Spearman)", sim.rsa, _fast_rsa, _check_rsa_options),
         _MetricSpec("procrustes", "Procrustes", sim.procrustes, _fast_procrustes, lambda: None),
@@ -352,6 +392,9 @@ def permutation_test(
     Returns:
         :class:`PermutationResult` with p-value ``(1 + #(null >= score)) / (1 + n_permutations)``, or NaN when
         the observed score or any null score is NaN (a NaN never counts as >= the score).
+    Raises:
+        ValueError: invalid arguments; ``n_permutations`` whose null would exceed ``MAX_NULL_BYTES`` (before any
+        work); a saturated SVCCA (``k_x + k_y > n - 1``).
 
     For the named metrics, which are all invariant to a positive isotropic scaling, inputs of extreme magnitude
     are first rescaled by an exact power of two (as the metrics themselves do), so that the fast null neither
@@ -360,6 +403,7 @@ def permutation_test(
     spec = _resolve(metric)
     check_choice(method, "method", ("auto", "fast", "naive"))
     n_permutations = check_positive_int(n_permutations, "n_permutations")
+    _check_null_memory(n_permutations, "n_permutations")
     seed = _check_seed(seed)
     _check_options(spec, metric_kwargs)
     Xa = as_float_matrix(X, "X")
@@ -376,7 +420,11 @@ def permutation_test(
 
     if spec.fast is not None:  # a named metric: scale invariant, so an exact power-of-two rescaling is free
         Xa, Ya = sim._rescaled(Xa), sim._rescaled(Ya)
-    score = float(spec.func(Xa, Ya, **metric_kwargs))
+    if spec.observe is not None:
+        score, details = spec.observe(Xa, Ya, **metric_kwargs)
+    else:
+        score, details = spec.func(Xa, Ya, **metric_kwargs), {}
+    score = float(score)
     use_fast = spec.fast is not None and method != "naive"
     if use_fast:
         evaluate = spec.fast(Xa, Ya, **metric_kwargs)
@@ -401,6 +449,7 @@ def permutation_test(
         seed=seed,
         method="fast" if use_fast else "naive",
         options=dict(metric_kwargs),
+        details=details,
     )
 
 
@@ -446,9 +495,13 @@ def random_subset_baseline(
             (NaN when ``observed`` or any score is NaN).
     Returns:
         :class:`SubsetBaselineResult`.
+    Raises:
+        ValueError: invalid arguments; ``n_draws`` whose scores would exceed ``MAX_NULL_BYTES`` (before any work);
+        a draw whose SVCCA is saturated (``k_x + k_y > n - 1``).
     """
     spec = _resolve(metric)
     n_draws = check_positive_int(n_draws, "n_draws")
+    _check_null_memory(n_draws, "n_draws")
     seed = _check_seed(seed)
     _check_options(spec, metric_kwargs)
     Xa = as_float_matrix(X_full, "X_full")

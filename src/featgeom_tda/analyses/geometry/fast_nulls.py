@@ -22,11 +22,15 @@ _BLOCK_ROWS = 128
 Scorer = Callable[[np.ndarray], float]
 
 
-def _fast_svcca(X: np.ndarray, Y: np.ndarray, *, variance: float = 0.99, n_components: Any = None) -> Scorer:
-    """Canonical correlations of (X, Y[perm]) are the singular values of Qx^T Qy[perm] for the kept bases."""
+def _fast_svcca(
+    X: np.ndarray, Y: np.ndarray, *, variance: float = 0.99, n_components: Any = None,
+    max_components: Any = sim.AUTO_MAX_COMPONENTS,
+) -> Scorer:
+    """Canonical correlations of (X, Y[perm]) are the singular values of Qx^T Qy[perm] for the kept bases (a row
+    permutation changes neither the singular values nor the kept counts). A saturated choice raises ValueError."""
     nc = sim._check_n_components(n_components)
-    Qx, Qy, _, _ = sim._svcca_parts(X, Y, float(variance), nc)
-    QxT = np.ascontiguousarray(Qx.T)
+    parts = sim._svcca_parts(X, Y, float(variance), nc, sim._check_max_components(max_components))
+    QxT, Qy = np.ascontiguousarray(parts.Qx.T), parts.Qy
 
     def score(perm: np.ndarray) -> float:
         return float(sim._singular_values_unit(QxT @ Qy[perm]).mean())

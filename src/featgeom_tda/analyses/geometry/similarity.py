@@ -5,7 +5,9 @@ row ``i`` of ``Y`` (for example the decoder rows of matched features), and retur
 invariant to a positive isotropic scaling of either input, and inputs of extreme magnitude (largest |entry|
 outside [2^-64, 2^64], e.g. X * 1e160 or X * 1e-200) are first rescaled by an exact power of two, so their value
 equals that of the unscaled input to float rounding. Inputs without variance after centring (all rows equal, zero
-or not) are refused with a ValueError by SVCCA, CKA and Procrustes.
+or not) are refused with a ValueError by SVCCA, CKA and Procrustes. A saturated SVCCA (``k_x + k_y > n - 1``
+components, so some canonical correlations are 1 for any pairing) is refused too; by default each side keeps at
+most ``max(1, n // 4)`` components, which never saturates (see :func:`svcca_result`).
 
 =============  =======================================================  ==========  ========================
 metric         invariant to                                             range       symmetric
@@ -37,6 +39,10 @@ __all__ = [
     "svcca",
     "svcca_result",
     "svcca_details",
+    "AUTO_MAX_COMPONENTS",
+    "auto_max_components",
+    "forced_unit_correlations",
+    "describe_max_components",
     "linear_cka",
     "rsa",
     "procrustes",
@@ -108,6 +114,33 @@ def _no_variation(Z: np.ndarray, Zc: np.ndarray) -> bool:
 # SVCCA
 # ---------------------------------------------------------------------------------------------------------------
 
+# The default cap of the variance-based component count: at most max(1, n // 4) components a side.
+AUTO_MAX_COMPONENTS = "auto"
+
+
+def auto_max_components(n: int) -> int:
+    """The ``max_components="auto"`` cap for ``n`` paired rows: ``max(1, n // 4)`` a side, so ``k_x + k_y <= n / 2``."""
+    return max(1, int(n) // 4)
+
+
+def forced_unit_correlations(k_x: int, k_y: int, n: int) -> int:
+    """Canonical correlations that are 1 for ANY pairing: ``max(0, k_x + k_y - (n - 1))``.
+
+    Centred data of n rows live in the (n - 1)-dimensional complement of the all-ones vector, and two subspaces of
+    dimensions k_x and k_y there share at least ``k_x + k_y - (n - 1)`` dimensions.
+    """
+    return max(0, int(k_x) + int(k_y) - (int(n) - 1))
+
+
+def describe_max_components(max_components: Any) -> str:
+    """The component cap in words (for report labels), e.g. ``"at most max(1, n // 4) a side (k_x + k_y <= n / 2)"``."""
+    cap = _check_max_components(max_components)
+    if cap is None:
+        return "no cap"
+    if cap == AUTO_MAX_COMPONENTS:
+        return "at most max(1, n // 4) a side (k_x + k_y <= n / 2)"
+    return f"at most {cap} a side"
+
 
 @dataclass
 class SVCCAResult:
@@ -115,30 +148,59 @@ class SVCCAResult:
 
     Attributes:
         score: mean of the canonical correlations.
-        n_components_x, n_components_y: SVD components kept for X and Y.
-        canonical_correlations: shape (min(n_components_x, n_components_y),), descending, in [0, 1].
+        n_components_x, n_components_y: SVD components kept for X and Y (k_x, k_y).
+        n_rows: paired rows n.
+        n_forced: canonical correlations that are 1 for any pairing, ``max(0, k_x + k_y - (n - 1))``; the result is
+            ``saturated`` when this is > 0 (only with ``allow_saturated=True``).
+        canonical_correlations: shape (min(k_x, k_y),), descending, in [0, 1].
         explained_variance_x, explained_variance_y: fraction of the centred variance the kept components hold.
         variance: the threshold used, or None when ``n_components`` was given.
+        max_components: the cap applied to each side's variance-based count (an int), or None.
+        n_components_variance: (k_x, k_y) the variance threshold alone kept (before the cap), or None.
+        rule: how the components were chosen, in words.
     """
 
     score: float
     n_components_x: int
     n_components_y: int
+    n_rows: int
+    n_forced: int
     canonical_correlations: np.ndarray
     explained_variance_x: float
     explained_variance_y: float
     variance: float | None = None
+    max_components: int | None = None
+    n_components_variance: tuple[int, int] | None = None
+    rule: str = ""
     options: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def saturated(self) -> bool:
+        """True when some canonical correlations are 1 by construction (``n_forced > 0``)."""
+        return self.n_forced > 0
+
+    def summary(self) -> dict[str, Any]:
+        """The component bookkeeping as plain JSON (no correlations, no options)."""
+        kv = self.n_components_variance
+        return {
+            "n_components_x": int(self.n_components_x),
+            "n_components_y": int(self.n_components_y),
+            "n_rows": int(self.n_rows),
+            "n_forced": int(self.n_forced),
+            "saturated": bool(self.saturated),
+            "variance": self.variance,
+            "max_components": None if self.max_components is None else int(self.max_components),
+            "n_components_variance": None if kv is None else [int(kv[0]), int(kv[1])],
+            "rule": self.rule,
+        }
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "score": float(self.score),
-            "n_components_x": int(self.n_components_x),
-            "n_components_y": int(self.n_components_y),
+            **self.summary(),
             "canonical_correlations": [float(c) for c in self.canonical_correlations],
             "explained_variance_x": float(self.explained_variance_x),
             "explained_variance_y": float(self.explained_variance_y),
-            "variance": self.variance,
             "options": dict(self.options),
         }
 
@@ -173,6 +235,23 @@ def _check_n_components(n_components: Any) -> tuple[int, int] | None:
     return k, k
 
 
+def _check_max_components(max_components: Any) -> int | str | None:
+    if max_components is None or (isinstance(max_components, str) and max_components == AUTO_MAX_COMPONENTS):
+        return max_components
+    if isinstance(max_components, str):
+        raise ValueError(f"max_components must be 'auto', a positive integer or None; got {max_components!r}")
+    try:
+        return check_positive_int(max_components, "max_components")
+    except ValueError:
+        raise ValueError(f"max_components must be 'auto', a positive integer or None; got {max_components!r}") from None
+
+
+def _check_allow_saturated(allow_saturated: Any) -> bool:
+    if not isinstance(allow_saturated, (bool, np.bool_)):
+        raise ValueError(f"allow_saturated must be True or False; got {allow_saturated!r}")
+    return bool(allow_saturated)
+
+
 def _kept_components(s: np.ndarray, rank: int, variance: float, n_components: int | None, name: str) -> int:
     """Number of components to keep: ``n_components`` exactly, or the fewest whose cumulative explained-variance
     FRACTION reaches ``variance`` (never more than the numerical rank)."""
@@ -199,58 +278,130 @@ def _singular_values_unit(M: np.ndarray) -> np.ndarray:
     return np.clip(np.linalg.svd(M, compute_uv=False), 0.0, 1.0)
 
 
-def _svcca_parts(X: np.ndarray, Y: np.ndarray, variance: float, n_components: tuple[int, int] | None):
-    """Orthonormal bases of the kept subspaces and the explained-variance fractions they hold."""
+@dataclass
+class _SVCCAParts:
+    Qx: np.ndarray  # (n, k_x) orthonormal basis of X's kept components
+    Qy: np.ndarray  # (n, k_y)
+    ev_x: float
+    ev_y: float
+    n_forced: int
+    cap: int | None  # the cap applied to the variance-based counts
+    variance_counts: tuple[int, int] | None  # before the cap
+
+
+def _saturation_message(kx: int, ky: int, n: int, forced: int) -> str:
+    return (
+        f"SVCCA is saturated: k_x={kx} and k_y={ky} components on n={n} paired rows (centred: n - 1 = {n - 1} "
+        f"dimensions) force max(0, k_x + k_y - (n - 1)) = {forced} canonical correlations to 1 for any pairing, "
+        f"so the score cannot measure the pairing; keep fewer components: max_components='auto' keeps at most "
+        f"max(1, n // 4) = {auto_max_components(n)} a side, or give n_components with k_x + k_y <= {n - 1} "
+        "(svcca_result(..., allow_saturated=True) returns the flagged result for inspection)"
+    )
+
+
+def _svcca_parts(
+    X: np.ndarray,
+    Y: np.ndarray,
+    variance: float,
+    n_components: tuple[int, int] | None,
+    max_components: int | str | None = AUTO_MAX_COMPONENTS,
+    *,
+    allow_saturated: bool = False,
+) -> _SVCCAParts:
+    """Orthonormal bases of the kept subspaces and their bookkeeping; a saturated choice raises ValueError
+    unless ``allow_saturated``. ``max_components`` caps the variance-based counts only."""
+    n = X.shape[0]
     Ux, sx, rx = _centred_svd(X, "X")
     Uy, sy, ry = _centred_svd(Y, "Y")
     kx = _kept_components(sx, rx, variance, None if n_components is None else n_components[0], "X")
     ky = _kept_components(sy, ry, variance, None if n_components is None else n_components[1], "Y")
+    cap = variance_counts = None
+    if n_components is None:
+        variance_counts = (kx, ky)
+        if max_components is not None:
+            cap = auto_max_components(n) if max_components == AUTO_MAX_COMPONENTS else int(max_components)
+            kx, ky = min(kx, cap), min(ky, cap)
+    forced = forced_unit_correlations(kx, ky, n)
+    if forced and not allow_saturated:
+        raise ValueError(_saturation_message(kx, ky, n, forced))
     ev_x = float((sx[:kx] ** 2).sum() / (sx**2).sum())
     ev_y = float((sy[:ky] ** 2).sum() / (sy**2).sum())
-    return np.ascontiguousarray(Ux[:, :kx]), np.ascontiguousarray(Uy[:, :ky]), ev_x, ev_y
+    return _SVCCAParts(
+        np.ascontiguousarray(Ux[:, :kx]), np.ascontiguousarray(Uy[:, :ky]), ev_x, ev_y, forced, cap, variance_counts
+    )
 
 
-def svcca_result(X: Any, Y: Any, *, variance: float = 0.99, n_components: Any = None) -> SVCCAResult:
-    """Singular Vector CCA (Raghu et al. 2017) of paired rows, with the number of components kept.
+def _rule(variance: float, n_components: tuple[int, int] | None, max_components: Any) -> str:
+    if n_components is not None:
+        return f"n_components = ({n_components[0]}, {n_components[1]}) as given"
+    return f"fewest components reaching {variance:g} of the variance, {describe_max_components(max_components)}"
+
+
+def svcca_result(
+    X: Any,
+    Y: Any,
+    *,
+    variance: float = 0.99,
+    n_components: Any = None,
+    max_components: Any = AUTO_MAX_COMPONENTS,
+    allow_saturated: bool = False,
+) -> SVCCAResult:
+    """Singular Vector CCA (Raghu et al. 2017) of paired rows, with the components kept.
 
     Both inputs are centred per column and reduced by SVD to their top components: the fewest whose cumulative
-    explained-variance fraction ``sum_{i<=k} s_i^2 / sum_i s_i^2`` reaches ``variance`` (within 1e-12, so that
-    float rounding cannot add a component; never more than the numerical rank), or exactly
-    ``n_components`` (an int for both, or a pair ``(k_x, k_y)``; it overrides ``variance``). The score is the
-    mean of the ``min(k_x, k_y)`` canonical correlations between the two reduced spaces, computed as the singular
-    values of ``U_x^T U_y`` (orthonormal bases of the kept left singular vectors).
+    explained-variance fraction ``sum_{i<=k} s_i^2 / sum_i s_i^2`` reaches ``variance`` (within 1e-12; never
+    more than the numerical rank), capped at ``max_components`` a side, or exactly ``n_components`` (an int for
+    both, or a pair ``(k_x, k_y)``; it overrides ``variance`` and the cap). The score is the mean of the
+    ``min(k_x, k_y)`` canonical correlations, the singular values of ``U_x^T U_y`` (orthonormal kept bases).
 
-    Note that when ``k_x + k_y`` exceeds ``n - 1`` the two subspaces of the centred row space must intersect and
-    some correlations are 1 by construction; compare against :func:`~featgeom_tda.analyses.geometry.permutation_test`.
+    Saturation: ``max(0, k_x + k_y - (n - 1))`` canonical correlations are 1 for ANY pairing (two subspaces of
+    the (n - 1)-dimensional centred row space must intersect). Such a choice is refused with a ValueError unless
+    ``allow_saturated=True``, which returns it flagged (``saturated``, ``n_forced``). The default cap
+    ``"auto"`` = ``max(1, n // 4)`` a side keeps ``k_x + k_y <= n / 2``: no correlation is forced, and those of a
+    random pairing stay below about ``sqrt(3) / 2`` (the Wachter edge for two quarter-dimension subspaces).
 
     Args:
         X: (n, d1) array; Y: (n, d2) array; row i of X paired with row i of Y. n >= 2.
+        max_components: ``"auto"``, a positive int, or None (no cap: the classic definition).
     Returns:
         :class:`SVCCAResult`.
     """
     Xa, Ya = _paired(X, Y, min_rows=2)
     variance = check_fraction(variance, "variance")
     nc = _check_n_components(n_components)
-    Qx, Qy, ev_x, ev_y = _svcca_parts(Xa, Ya, variance, nc)
-    rho = _canonical_correlations(Qx, Qy)
+    cap = _check_max_components(max_components)
+    allow = _check_allow_saturated(allow_saturated)
+    parts = _svcca_parts(Xa, Ya, variance, nc, cap, allow_saturated=allow)
+    rho = _canonical_correlations(parts.Qx, parts.Qy)
     return SVCCAResult(
         score=float(rho.mean()),
-        n_components_x=Qx.shape[1],
-        n_components_y=Qy.shape[1],
+        n_components_x=parts.Qx.shape[1],
+        n_components_y=parts.Qy.shape[1],
+        n_rows=Xa.shape[0],
+        n_forced=parts.n_forced,
         canonical_correlations=rho,
-        explained_variance_x=ev_x,
-        explained_variance_y=ev_y,
+        explained_variance_x=parts.ev_x,
+        explained_variance_y=parts.ev_y,
         variance=None if nc is not None else variance,
-        options={"variance": variance, "n_components": None if nc is None else list(nc)},
+        max_components=parts.cap,
+        n_components_variance=parts.variance_counts,
+        rule=_rule(variance, nc, cap),
+        options={"variance": variance, "n_components": None if nc is None else list(nc), "max_components": cap,
+                 "allow_saturated": allow},
     )
 
 
 svcca_details = svcca_result
 
 
-def svcca(X: Any, Y: Any, *, variance: float = 0.99, n_components: Any = None) -> float:
-    """Mean SVCCA canonical correlation of paired rows; see :func:`svcca_result` for the definition."""
-    return svcca_result(X, Y, variance=variance, n_components=n_components).score
+def svcca(
+    X: Any, Y: Any, *, variance: float = 0.99, n_components: Any = None, max_components: Any = AUTO_MAX_COMPONENTS
+) -> float:
+    """Mean SVCCA canonical correlation of paired rows (X: (n, d1), Y: (n, d2)); see :func:`svcca_result`.
+
+    A saturated choice of components (``k_x + k_y > n - 1``) is refused with a ValueError.
+    """
+    return svcca_result(X, Y, variance=variance, n_components=n_components, max_components=max_components).score
 
 
 # ---------------------------------------------------------------------------------------------------------------

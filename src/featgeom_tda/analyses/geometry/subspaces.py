@@ -32,6 +32,7 @@ import numpy as np
 from featgeom_tda.core._validation import as_float_matrix, check_positive_int
 from featgeom_tda.analyses.geometry.baselines import (
     METRIC_NAMES,
+    _check_null_memory,
     _jsonable,
     _resolve,
     check_metric_options,
@@ -64,7 +65,9 @@ class SubspaceResult:
         null_kind: ``"permutation"`` (random pairing of the concept's pairs) or ``"random_subsets"`` (random
             features of the same sizes).
         skipped: why the concept was not compared, else None.
-        metric_errors: metric name -> why that metric could not be computed (the others still were).
+        metric_errors: metric name -> why that metric could not be computed (the others still were); a
+            saturated SVCCA (``k_x + k_y > n_pairs - 1``) is one such error, never a score.
+        details: metric name -> what its score was computed from (SVCCA: k_x, k_y, n_rows, n_forced, rule, ...).
         seed: seed of this concept's null.
     """
 
@@ -81,6 +84,7 @@ class SubspaceResult:
     null_kind: str = "permutation"
     skipped: str | None = None
     metric_errors: dict[str, str] = field(default_factory=dict)
+    details: dict[str, dict[str, Any]] = field(default_factory=dict)
     seed: int = 0
     options: dict[str, Any] = field(default_factory=dict)
 
@@ -103,6 +107,7 @@ class SubspaceResult:
             "null_kind": self.null_kind,
             "skipped": self.skipped,
             "metric_errors": dict(self.metric_errors),
+            "details": _jsonable(self.details),
             "seed": int(self.seed),
             "options": _jsonable(self.options),
         }
@@ -234,7 +239,8 @@ def compare_concept_subspaces(
         n_permutations: null size (permutations, or random subset draws in unpaired mode).
         seed: base seed; each concept uses ``SeedSequence([seed, crc32(concept)])``.
         matching: pairs of features; selects the mode (see the module docstring).
-        metric_options: metric name -> keyword options, e.g. ``{"rsa": {"rdm": "cosine"}}``.
+        metric_options: metric name -> keyword options, e.g. ``{"rsa": {"rdm": "cosine"}}``. SVCCA keeps by default
+            at most ``max(1, n_pairs // 4)`` components a side; a saturated choice is a metric error.
     Returns:
         One :class:`SubspaceResult` per concept (concepts of labels_a in order, then those only in labels_b).
     """
@@ -257,6 +263,9 @@ def compare_concept_subspaces(
                 )
 
     concepts = list(la) + [c for c in lb if c not in la]
+    n_nulls = len(concepts) * (len(names) if matching is not None else 1)
+    _check_null_memory(n_permutations, "n_permutations", copies=n_nulls,
+                       what=f"{n_nulls} nulls ({len(concepts)} concepts)")
     run_options = {"metrics": list(names), "min_features": min_features, "n_permutations": n_permutations,
                    "seed": int(seed), "metric_options": options}
     results = []
@@ -305,6 +314,8 @@ def _compare_matched(result, Wa, Wb, fa, fb, matching, names, options, min_featu
             result.metric_errors[name] = str(exc)
             continue
         _record(result, name, res.score, res.null, res.p_value)
+        if res.details:
+            result.details[name] = res.details
     if not result.scores:
         result.skipped = "no metric could be computed: " + "; ".join(
             f"{k}: {v}" for k, v in result.metric_errors.items()

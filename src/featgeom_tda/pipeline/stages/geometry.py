@@ -57,7 +57,7 @@ def _pair_geometry(ctx: RunContext, a: Layer, b: Layer) -> PairGeometry:
     return PairGeometry(
         a=a.key, b=b.key, n_pairs=len(m), metrics=scores,
         svcca_single_component=svcca_result(X, Y, n_components=1).score,
-        svcca_components=[full.n_components_x, full.n_components_y],
+        svcca_components=[full.n_components_x, full.n_components_y], svcca_details=full.summary(),
     )
 
 
