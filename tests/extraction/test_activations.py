@@ -337,6 +337,26 @@ def test_resume_recomputes_a_corrupt_last_shard(tmp_path, reference, sources, da
     _assert_same_store(tmp_path / "one", reference[0] / "one")
 
 
+def test_a_damaged_manifest_is_refused_then_repaired_and_resumed_to_the_same_store(tmp_path, reference, sources, dataset):
+    stores = extract_activations(sources[:1], dataset, tmp_path, batch_size=3, progress=False, max_batches=3)
+    kept = {f.name: f.read_bytes() for f in (tmp_path / "one").glob("shard_*.safetensors")}
+    manifest = tmp_path / "one" / "manifest.json"
+    raw = manifest.read_bytes()
+    manifest.write_bytes(raw[:10] + b"#" + raw[10:])  # one stray byte
+    with pytest.raises(StoreError, match="featgeom store-repair"):
+        extract_activations(sources[:1], dataset, tmp_path, batch_size=3, progress=False)
+    assert {f.name: f.read_bytes() for f in (tmp_path / "one").glob("shard_*.safetensors")} == kept
+
+    report = ActivationStore.rebuild_manifest(tmp_path / "one")
+    assert report.n_shards == stores["one"].n_shards == 3 and report.skipped == []
+    calls = []
+    extract_activations(sources[:1], dataset, tmp_path, batch_size=3, progress=False, on_shard=lambda n, b: calls.append(b))
+    assert calls[0] == 3  # the three intact shards were kept, not recomputed
+    _assert_same_store(tmp_path / "one", reference[0] / "one")
+    for name, data in kept.items():
+        assert (tmp_path / "one" / name).read_bytes() == data
+
+
 def test_other_keep_bos_is_refused_and_overwrite_equals_a_fresh_run(tmp_path, sources, dataset):
     extract_activations(sources[:1], dataset, tmp_path / "x", batch_size=3, progress=False)
     with pytest.raises(StoreError, match=r"other inputs; it differs in keep_bos .*false in the store, true asked for"):

@@ -504,12 +504,13 @@ class ActivationStore:
         for info in self.shards:
             yield info, self._load_shard(info, verify=verify)
 
-    def verify(self) -> None:
-        """Check completeness, then every shard's presence, checksum and CSR structure against the manifest.
+    def verify(self, *, allow_partial: bool = False) -> None:
+        """Check completeness, then every listed shard's presence, checksum and CSR structure.
 
-        Raises :class:`StoreError` naming the first problem (a finalized store that lost shards, or a bad shard).
+        Raises :class:`StoreError` naming the first problem: a store that is not complete (unless
+        ``allow_partial``, which checks the shards an unfinished store lists so far), or a bad shard.
         """
-        self._check_readable(False)
+        self._check_readable(allow_partial)
         for info in self.shards:
             self._read_tensors(info, verify=True)
 
