@@ -51,3 +51,30 @@ def test_as_float_matrix_from_torch_and_errors():
         import scipy.sparse as sp
 
         v.as_float_matrix(sp.eye(3), "X")
+
+
+@pytest.mark.parametrize("bad", [True, False, np.bool_(True)])
+def test_bools_are_not_numbers(bad):
+    """Issue 14, class 9: ``threshold=True`` was taken as 1.0."""
+    with pytest.raises(ValueError, match=r"frac must be a number in \(0, 1\]; got (np\.)?(True|False|np\.True_)"):
+        v.check_fraction(bad, "frac")
+    with pytest.raises(ValueError, match=r"t must be a number in \[-1, 1\]"):
+        v.check_number(bad, "t", low=-1, high=1)
+    with pytest.raises(ValueError, match=r"k must be an integer >= 1"):
+        v.check_positive_int(bad, "k")
+
+
+def test_check_number_ranges_and_types():
+    assert v.check_number(np.float32(0.5), "t", low=-1, high=1) == 0.5
+    assert v.check_number(np.array(3), "t") == 3.0
+    assert v.check_number(float("inf"), "t", low=0, low_open=True, allow_inf=True) == float("inf")
+    with pytest.raises(ValueError, match=r"t must be a number in \(0, inf\] \(finite\); got inf"):
+        v.check_number(float("inf"), "t", low=0, low_open=True)
+    with pytest.raises(ValueError, match=r"t must be a number in \[-inf, inf\]; got nan"):
+        v.check_number(float("nan"), "t", allow_inf=True)
+    with pytest.raises(ValueError, match=r"t must be a number in \(0, 1\); got 1"):
+        v.check_number(1, "t", low=0, high=1, low_open=True, high_open=True)
+    with pytest.raises(ValueError, match=r"t must be a number in \[0, 1\]; got '0.5'"):
+        v.check_number("0.5", "t", low=0, high=1)
+    with pytest.raises(ValueError, match=r"t must be a number in \[0, 1\]; got None"):
+        v.check_number(None, "t", low=0, high=1)

@@ -6,6 +6,7 @@ traceback or a silently wrong number.
 
 from __future__ import annotations
 
+import math
 from typing import Any, Iterable
 
 import numpy as np
@@ -110,17 +111,43 @@ def check_positive_int(value: Any, name: str, *, minimum: int = 1) -> int:
     return int(value)
 
 
-def check_fraction(value: Any, name: str, *, open_low: bool = True) -> float:
-    """Return ``value`` as float, raising unless 0 < value <= 1 (or 0 <= value <= 1)."""
-    try:
-        v = float(value)
-    except (TypeError, ValueError):
-        raise ValueError(f"{name} must be a number in (0, 1]; got {value!r}") from None
-    low_ok = v > 0 if open_low else v >= 0
-    if not (low_ok and v <= 1):
-        bracket = "(0, 1]" if open_low else "[0, 1]"
-        raise ValueError(f"{name} must be a number in {bracket}; got {value!r}")
+def check_number(
+    value: Any,
+    name: str,
+    *,
+    low: float | None = None,
+    high: float | None = None,
+    low_open: bool = False,
+    high_open: bool = False,
+    allow_inf: bool = False,
+) -> float:
+    """Return ``value`` as float, raising unless it is a real number (not a bool, not NaN) in the range.
+
+    ``low`` / ``high`` bound the range (``None``: unbounded), closed unless ``low_open`` / ``high_open``;
+    inf is refused unless ``allow_inf``; numeric strings are refused too (``float("1e3")`` is the caller's job).
+    """
+    lo = "(" if low_open else "["
+    hi = ")" if high_open else "]"
+    expected = (
+        f"a number in {lo}{'-inf' if low is None else f'{low:g}'}, {'inf' if high is None else f'{high:g}'}{hi}"
+    )
+    if isinstance(value, np.ndarray) and value.ndim == 0 and value.dtype.kind in "iuf":
+        value = value.item()
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, float, np.integer, np.floating)):
+        raise ValueError(f"{name} must be {expected}; got {value!r}")
+    v = float(value)
+    if math.isnan(v) or (math.isinf(v) and not allow_inf):
+        raise ValueError(f"{name} must be {expected}" + ("" if allow_inf else " (finite)") + f"; got {value!r}")
+    if low is not None and (v < low or (low_open and v == low)):
+        raise ValueError(f"{name} must be {expected}; got {value!r}")
+    if high is not None and (v > high or (high_open and v == high)):
+        raise ValueError(f"{name} must be {expected}; got {value!r}")
     return v
+
+
+def check_fraction(value: Any, name: str, *, open_low: bool = True) -> float:
+    """Return ``value`` as float, raising unless 0 < value <= 1 (or 0 <= value <= 1); bools are refused."""
+    return check_number(value, name, low=0.0, high=1.0, low_open=open_low)
 
 
 def as_float_matrix(x: Any, name: str, *, dtype: Any = np.float64, min_rows: int = 1) -> np.ndarray:

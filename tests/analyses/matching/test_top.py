@@ -173,6 +173,8 @@ def test_bad_options_are_refused(sparse_pair):
         match_features(a, b, mode="greedy")
     with pytest.raises(ValueError, match=r"threshold must be a number in \[-1, 1\]"):
         match_features(a, b, threshold=1.5)
+    with pytest.raises(ValueError, match=r"threshold must be a number in \[-1, 1\]; got True"):
+        match_features(a, b, threshold=True)  # issue 14, class 9: was taken as 1.0
     with pytest.raises(ValueError, match="exclude_tokens='punctuation' needs token_strings"):
         match_features(a, b, exclude_tokens="punctuation")
     with pytest.raises(ValueError, match="rows without token ids"):

@@ -80,6 +80,10 @@ def test_bad_inputs_raise_value_errors():
         diagram_distance(_toy(), _toy(), kind="wasserstein", order=0.5)
     with pytest.raises(ValueError, match="internal_p"):
         diagram_distance(_toy(), _toy(), internal_p="two")
+    with pytest.raises(ValueError, match=r"internal_p must be a number in \[1, inf\]; got True"):
+        diagram_distance(_toy(), _toy(), internal_p=True)
+    with pytest.raises(ValueError, match=r"relative_error must be a number in \(0, inf\]; got False"):
+        diagram_distance(_toy(), _toy(), kind="wasserstein", relative_error=False)
     with pytest.raises(ValueError, match=r"shape \(m, 2\)"):
         diagram_distance(np.zeros((3, 4)), np.zeros((3, 2)))
     with pytest.raises(ValueError, match="dim=2"):

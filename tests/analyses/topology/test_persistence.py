@@ -164,6 +164,10 @@ def test_bad_inputs_raise_value_errors():
         persistence(x, coeff=4)
     with pytest.raises(ValueError, match="memory_budget_gb"):
         persistence(x, memory_budget_gb=0)
+    with pytest.raises(ValueError, match=r"threshold must be 'auto', None or a positive number; got True"):
+        persistence(x, threshold=True)
+    with pytest.raises(ValueError, match=r"memory_budget_gb must be a number in \(0, inf\]; got True"):
+        persistence(x, memory_budget_gb=True)
     bad = x.copy()
     bad[3, 1] = np.nan
     with pytest.raises(ValueError, match="NaN"):

@@ -10,7 +10,7 @@ import scipy.sparse as sp
 
 from featgeom_tda.analyses.matching.stats import column_stats, prepared, resolve_jobs
 from featgeom_tda.analyses.matching.top import CORRELATION_METHODS, TopCorrelations, top_from_stats
-from featgeom_tda.core._validation import check_choice, check_positive_int, check_same_rows, describe
+from featgeom_tda.core._validation import check_choice, check_number, check_positive_int, check_same_rows, describe
 from featgeom_tda.core.token_filters import excluded_token_mask, top_token_ids, top_tokens_overlap
 from featgeom_tda.core.types import FeatureMatching
 
@@ -65,12 +65,7 @@ def match_features(
     top_k = check_positive_int(top_k, "top_k")
     n_top_tokens = check_positive_int(n_top_tokens, "n_top_tokens")
     if threshold is not None:
-        try:
-            threshold = float(threshold)
-        except (TypeError, ValueError):
-            raise ValueError(f"threshold must be a number in [-1, 1] or None; got {threshold!r}") from None
-        if not -1.0 <= threshold <= 1.0:
-            raise ValueError(f"threshold must be a number in [-1, 1] or None; got {threshold!r}")
+        threshold = check_number(threshold, "threshold", low=-1.0, high=1.0)
     if not isinstance(require_same_token, bool):
         raise ValueError(f"require_same_token must be True or False; got {require_same_token!r}")
     if chunk_size is not None:

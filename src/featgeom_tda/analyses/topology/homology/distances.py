@@ -8,8 +8,8 @@ from typing import Any
 import numpy as np
 
 from featgeom_tda.analyses.topology.homology.diagrams import diagram_of
-from featgeom_tda.analyses.topology.homology.persistence import persistence, positive_float
-from featgeom_tda.core._validation import check_choice, check_positive_int
+from featgeom_tda.analyses.topology.homology.persistence import persistence
+from featgeom_tda.core._validation import check_choice, check_number, check_positive_int
 from featgeom_tda.core.types import as_points
 
 __all__ = ["diagram_distance", "gaussian_baseline", "compare_with_gaussian"]
@@ -37,16 +37,9 @@ def diagram_distance(
     """
     check_choice(kind, "kind", ("bottleneck", "wasserstein"))
     dim = check_positive_int(dim, "dim", minimum=0)
-    order = positive_float(order, "order")
-    if order < 1:
-        raise ValueError(f"order must be >= 1 for a Wasserstein distance; got {order}")
-    try:
-        ip = float(internal_p)
-    except (TypeError, ValueError):
-        raise ValueError(f"internal_p must be a number >= 1 (or inf); got {internal_p!r}") from None
-    if not (ip >= 1):
-        raise ValueError(f"internal_p must be >= 1 (or inf); got {internal_p!r}")
-    err = positive_float(relative_error, "relative_error")
+    order = check_number(order, "order", low=1.0)
+    ip = check_number(internal_p, "internal_p", low=1.0, allow_inf=True)
+    err = check_number(relative_error, "relative_error", low=0.0, low_open=True)
     da = diagram_of(a, dim, "a")
     db = diagram_of(b, dim, "b")
     da = da[da[:, 1] > da[:, 0]]

@@ -26,7 +26,7 @@ from featgeom_tda.analyses.topology.homology.engines import (
 )
 from featgeom_tda.analyses.topology.homology import truncation
 from featgeom_tda.analyses.topology.homology.truncation import certified_run
-from featgeom_tda.core._validation import check_choice, check_positive_int
+from featgeom_tda.core._validation import check_choice, check_number, check_positive_int
 from featgeom_tda.core.types import as_points, unit_rows
 
 logger = logging.getLogger(__name__)
@@ -147,7 +147,7 @@ def persistence(
     check_choice(engine, "engine", ENGINES)
     n_threads = check_positive_int(n_threads, "n_threads")
     coeff = _check_coeff(coeff, engine=engine, maxdim=maxdim)
-    budget = positive_float(memory_budget_gb, "memory_budget_gb")
+    budget = check_number(memory_budget_gb, "memory_budget_gb", low=0.0, low_open=True)
     threshold = _check_threshold(threshold)
     n_input = x.shape[0]
     if n_landmarks is not None:
@@ -224,11 +224,9 @@ def _check_threshold(threshold: Any) -> str | float | None:
     if threshold is None:
         return None
     try:
-        value = float(threshold)
-    except (TypeError, ValueError):
+        value = check_number(threshold, "threshold", low=0.0, low_open=True, allow_inf=True)
+    except ValueError:
         raise ValueError(f"threshold must be 'auto', None or a positive number; got {threshold!r}") from None
-    if not value > 0:
-        raise ValueError(f"threshold must be 'auto', None or a positive number; got {threshold!r}")
     return None if math.isinf(value) else value
 
 
@@ -245,14 +243,3 @@ def _check_memory(n_eff: int, *, maxdim: int, auto: bool, budget_gb: float, metr
             f"persistence on {n_eff} points with maxdim={maxdim} needs about {estimate / 1e9:.2f} GB, over "
             f"memory_budget_gb={budget_gb:g}; pass n_landmarks=<= {fit} (max-min landmarks) or raise memory_budget_gb"
         )
-
-def positive_float(value: Any, name: str) -> float:
-    try:
-        v = float(value)
-    except (TypeError, ValueError):
-        raise ValueError(f"{name} must be a positive number; got {value!r}") from None
-    if not (v > 0 and math.isfinite(v)):
-        raise ValueError(f"{name} must be a positive finite number; got {value!r}")
-    return v
-
-
