@@ -134,7 +134,7 @@ def test_memory_estimate_formula_and_refusal():
     assert estimate_memory_bytes(n, maxdim=1, auto_threshold=False) == 20 * n * n + fixed
     assert estimate_memory_bytes(n, maxdim=1) == 28 * n * n + fixed
     assert estimate_memory_bytes(n, maxdim=0) == 28 * n * n + fixed
-    assert estimate_memory_bytes(n, maxdim=2) == 24 * n * n + fixed  # no auto threshold above H1
+    assert estimate_memory_bytes(n, maxdim=2) == 24 * n * n + fixed + 8 * math.comb(n, 3)  # no auto threshold above H1; simplices (test_budget)
     x = np.random.default_rng(15).standard_normal((3000, 4))
     with pytest.raises(ValueError, match=r"needs about 0.32 GB, over memory_budget_gb=0.1; pass n_landmarks=<= 1083"):
         persistence(x, memory_budget_gb=0.1)  # 28 * 3000^2 + 64 MiB; sqrt((1e8 - 64 MiB) / 28) = 1083

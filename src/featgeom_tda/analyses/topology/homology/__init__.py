@@ -3,6 +3,7 @@
 - :mod:`.diagrams`: :class:`PersistenceDiagrams` (bars ``(birth, death, dim)``), entropy, Betti curves.
 - :mod:`.persistence`: :func:`persistence`, :func:`landmarks`, :func:`pairwise_distances`.
 - :mod:`.engines`: the oineus / giotto-ph / ripser runs and :func:`estimate_memory_bytes`.
+- :mod:`.budget`: simplex counts, memory and time of runs above H1, refused before the engine starts.
 - :mod:`.truncation`: the certified ``threshold="auto"`` truncation and its compiled cone certificate.
 - :mod:`.distances`: :func:`diagram_distance`, :func:`gaussian_baseline`, :func:`compare_with_gaussian`.
 

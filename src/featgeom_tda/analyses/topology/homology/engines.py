@@ -27,7 +27,8 @@ Memory estimate (bytes, logged before a run; ``n`` = points after landmark selec
                                      2 n^2), the half-size matrices of its recursion, distance samples
     + 64 MB                          fixed
 
-that is 28 n^2 + 64 MB for the default H0-H1 run. Measured here (giotto-ph, extra peak RSS of a run on
+that is 28 n^2 + 64 MB for the default H0-H1 run. Above H1 the simplices dominate: 8 bytes per column of
+dimension maxdim, and a time estimate (budget module). Measured here (giotto-ph, extra peak RSS of a run on
 decoder-like rows): about 21 n^2 + 60 MB at n = 1,500-3,000 and 31 n^2 at n = 5,000. It is an estimate
 of the peak, not a bound. An oineus run needs its explicit complex on top (a float64 copy of the
 distances, 8 n^2, and 480 bytes per edge and triangle) and is chosen only when that fits in the budget
@@ -42,6 +43,7 @@ from typing import Sequence
 
 import numpy as np
 
+from featgeom_tda.analyses.topology.homology.budget import BYTES_PER_COLUMN
 from featgeom_tda.core._validation import check_positive_int
 
 logger = logging.getLogger(__name__)
@@ -49,10 +51,25 @@ logger = logging.getLogger(__name__)
 __all__ = ["estimate_memory_bytes"]
 
 ENGINES = ("auto", "oineus", "giotto", "ripser")
-def estimate_memory_bytes(n_points: int, *, maxdim: int = 1, auto_threshold: bool = True) -> int:
-    """Estimated peak bytes of ``persistence()`` on ``n_points`` points (formula in the module notes)."""
+def estimate_memory_bytes(
+    n_points: int, *, maxdim: int = 1, auto_threshold: bool = True, n_simplices: float | None = None
+) -> int:
+    """Estimated peak bytes of ``persistence()`` on ``n_points`` points (formula in the module notes).
+
+    Above H1 the columns of the top dimension are added (8 bytes each, budget module): ``n_simplices``
+    maxdim-simplices, by default C(n, maxdim + 1), those of the complete complex (an upper bound;
+    ``persistence()`` counts the real complex from the distances when that bound is over budget).
+    """
     n = check_positive_int(n_points, "n_points")
     maxdim = check_positive_int(maxdim, "maxdim", minimum=0)
+    extra = 0.0
+    if maxdim >= 2:
+        extra = BYTES_PER_COLUMN * (float(math.comb(n, maxdim + 1)) if n_simplices is None else float(n_simplices))
+    return int(quadratic_bytes(n, maxdim, auto_threshold) + extra)
+
+
+def quadratic_bytes(n: int, maxdim: int, auto_threshold: bool) -> int:
+    """The n^2 terms and the fixed part of the estimate (module notes), without the simplices above H1."""
     return int(_bytes_per_n2(maxdim, auto_threshold) * n * n + _FIXED_BYTES)
 
 

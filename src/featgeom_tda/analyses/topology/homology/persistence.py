@@ -4,7 +4,8 @@
 (:mod:`~featgeom_tda.analyses.topology.homology.truncation`); ``threshold=None`` runs the full filtration;
 a user ``threshold`` marks classes still alive there with ``death = inf`` (``exact`` is then False).
 A run whose memory estimate (:func:`estimate_memory_bytes`) exceeds ``memory_budget_gb`` is refused with a
-``ValueError`` suggesting ``n_landmarks``.
+``ValueError`` suggesting ``n_landmarks``; above H1 the simplices are counted from the distances first
+(budget module) and a run over ``memory_budget_gb`` or ``time_budget_s`` is refused before the engine starts.
 """
 
 from __future__ import annotations
@@ -21,9 +22,10 @@ from featgeom_tda.analyses.topology.homology.engines import (
     ENGINES,
     canonical_bars,
     engine_runner,
-    estimate_memory_bytes,
     max_points_for_budget,
+    quadratic_bytes,
 )
+from featgeom_tda.analyses.topology.homology.budget import check_run_cost
 from featgeom_tda.analyses.topology.homology import truncation
 from featgeom_tda.analyses.topology.homology.truncation import certified_run
 from featgeom_tda.core._validation import check_choice, check_number, check_positive_int
@@ -119,6 +121,7 @@ def persistence(
     n_landmarks: int | None = None,
     seed: int = 0,
     memory_budget_gb: float = 4.0,
+    time_budget_s: float | None = 600.0,
     engine: str = "auto",
     threshold: float | str | None = "auto",
     n_threads: int = 2,
@@ -134,6 +137,7 @@ def persistence(
             (see :func:`landmarks`); otherwise on all rows.
         seed: seed of the landmark start and of the distance sample of the auto threshold.
         memory_budget_gb: refuse (ValueError) a run whose memory estimate exceeds this.
+        time_budget_s: above H1, refuse a run whose estimated time on one thread exceeds this (None: no limit).
         engine: "auto" (oineus when its explicit complex is sparse and fits the budget, else giotto-ph;
             notes of the engines module), "oineus", "giotto" (giotto-ph) or "ripser".
         threshold: "auto" (certified exact truncation, notes of the truncation module), None (full filtration) or a
@@ -148,6 +152,8 @@ def persistence(
     n_threads = check_positive_int(n_threads, "n_threads")
     coeff = _check_coeff(coeff, engine=engine, maxdim=maxdim)
     budget = check_number(memory_budget_gb, "memory_budget_gb", low=0.0, low_open=True)
+    if time_budget_s is not None:
+        time_budget_s = check_number(time_budget_s, "time_budget_s", low=0.0, low_open=True, allow_inf=True)
     threshold = _check_threshold(threshold)
     n_input = x.shape[0]
     if n_landmarks is not None:
@@ -166,6 +172,11 @@ def persistence(
 
     start = time.perf_counter()
     dist = distance_matrix(x, metric, np.float32)
+    check_run_cost(
+        dist, maxdim=maxdim, threshold=float(threshold) if isinstance(threshold, float) else None,
+        memory_left_bytes=budget * 1e9 - quadratic_bytes(n_eff, maxdim, auto), memory_budget_gb=budget,
+        time_budget_s=time_budget_s, seed=seed,
+    )
     run = engine_runner(engine, maxdim, coeff, n_threads, budget * 1e9 - 8.0 * n_eff * n_eff)
     if auto and maxdim <= 1 and x.shape[0] > truncation.AUTO_MIN_POINTS:
         (dgms, engine_used), used, exact = certified_run(dist, run, maxdim=maxdim, seed=seed)
@@ -231,10 +242,11 @@ def _check_threshold(threshold: Any) -> str | float | None:
 
 
 def _check_memory(n_eff: int, *, maxdim: int, auto: bool, budget_gb: float, metric: str, engine: str) -> None:
-    """Log the memory estimate of a run and refuse it (ValueError naming ``n_landmarks``) over the budget."""
-    estimate = estimate_memory_bytes(n_eff, maxdim=maxdim, auto_threshold=auto)
+    """Log the n^2 memory estimate of a run and refuse it (ValueError naming ``n_landmarks``) over the budget."""
+    estimate = quadratic_bytes(n_eff, maxdim, auto)
     logger.info(
-        "persistence: %d points, maxdim %d, %s metric, %s engine; estimated peak memory %.2f GB (budget %.2f GB)",
+        "persistence: %d points, maxdim %d, %s metric, %s engine; memory %.2f GB without the simplices above H1 "
+        "(budget %.2f GB)",
         n_eff, maxdim, metric, engine, estimate / 1e9, budget_gb,
     )
     if estimate > budget_gb * 1e9:
