@@ -27,9 +27,28 @@ def _cmd_store_info(args: argparse.Namespace) -> int:
 
     store = ActivationStore.open(args.path)
     print(store)
+    unfinished = store.incomplete_reason
+    if unfinished:
+        print(f"not complete: {unfinished}")
     if args.verify:
-        store.verify()
-        print("all shard checksums verified")
+        store.verify(allow_partial=unfinished is not None)
+        print(f"all {store.n_shards} listed shard checksums verified" + (" (the store is not complete)" if unfinished else ""))
+    return 0
+
+
+def _add_store_repair(p: argparse.ArgumentParser) -> None:
+    p.add_argument("path", help="an activation store directory whose manifest is damaged or lost")
+
+
+def _cmd_store_repair(args: argparse.Namespace) -> int:
+    from featgeom_tda.core.store import ActivationStore
+
+    def progress(index: int, name: str) -> None:
+        print(f"  {name}: intact", flush=True)
+
+    report = ActivationStore.rebuild_manifest(args.path, on_shard=progress)
+    print(report)
+    print("the store is unfinished: rerun the extraction into it to finish it (intact shards are kept)")
     return 0
 
 
@@ -124,7 +143,7 @@ def _cmd_match(args: argparse.Namespace) -> int:
     from featgeom_tda.analyses.matching import match_features
     from featgeom_tda.core.store import ActivationStore
 
-    a = ActivationStore.open(args.store_a).read()
+    a = ActivationStore.open(args.store_a).read()  # an unfinished or incomplete store is refused here
     b = ActivationStore.open(args.store_b).read()
     m = match_features(a, b, mode=args.mode, threshold=args.threshold, progress=True)
     m.save(args.out)
@@ -234,6 +253,7 @@ COMMANDS: dict[str, tuple[str, Callable[[argparse.ArgumentParser], None], Callab
     "synthetic": ("score matching and metrics on synthetic models with known shared features", _add_synthetic, _cmd_synthetic),
     "topology": ("Mapper HTML and persistent homology of one weight matrix (e.g. an SAE decoder)", _add_topology, _cmd_topology),
     "store-info": ("describe (and optionally verify) an activation store", _add_store_info, _cmd_store_info),
+    "store-repair": ("rebuild a damaged or lost store manifest from the intact, checksummed shards", _add_store_repair, _cmd_store_repair),
     "info": ("print the version and the public API", lambda p: None, _cmd_info),
 }
 
