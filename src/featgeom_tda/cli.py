@@ -106,11 +106,12 @@ def _add_validate(p: argparse.ArgumentParser) -> None:
 
 def _cmd_validate(args: argparse.Namespace) -> int:
     from featgeom_tda.pipeline.packaged import recipe_path
-    from featgeom_tda.pipeline.recipe import check_registry_names, load_recipe
+    from featgeom_tda.pipeline.recipe import check_hooks, check_registry_names, load_recipe
 
     for path in args.recipe:
         recipe = load_recipe(recipe_path(path))
         names = check_registry_names(recipe)
+        check_hooks(recipe, where=str(path))
         print(f"{path}: valid ({' vs '.join(names)})")
     return 0
 

@@ -30,6 +30,7 @@ __all__ = [
     "recipe_from_dict",
     "RecipeError",
     "check_registry_names",
+    "check_hooks",
 ]
 
 
@@ -471,3 +472,26 @@ def check_registry_names(recipe: Recipe) -> list[str]:
                     f"model {m.name!r}: release {sae.release!r} was trained on {lookup.model!r}, not on this model"
                 )
     return official
+
+
+def check_hooks(recipe: Recipe, *, where: str = "recipe") -> None:
+    """Raise :class:`RecipeError` for a layer whose hook the model does not have.
+
+    Hook names come from the model's config on the meta device (no weights): the embedded models always,
+    hub models when TransformerLens knows their config offline (otherwise the load-time check decides).
+    """
+    from featgeom_tda.sources.embedded import embedded_hook_names
+    from featgeom_tda.sources.hooks import hub_hook_names, unknown_hook_message
+
+    for i, model in enumerate(recipe.models):
+        if model.source == "embedded":
+            valid = embedded_hook_names(model.name, small=recipe.embedded_size == "small")
+        else:
+            valid = hub_hook_names(model.name)
+        if valid is None:
+            continue
+        for j, layer in enumerate(model.layers):
+            if layer.hook not in valid:
+                raise RecipeError(unknown_hook_message(
+                    f"{where}: models[{i}].layers[{j}].hook", layer.hook, valid, model_name=f"model {model.name!r}"
+                ))

@@ -24,7 +24,7 @@ from featgeom_tda.core._cache import fingerprint
 from featgeom_tda.core.types import json_default
 from featgeom_tda.core.version import __version__
 from featgeom_tda.pipeline.context import RunContext
-from featgeom_tda.pipeline.recipe import Recipe, load_recipe
+from featgeom_tda.pipeline.recipe import Recipe, check_hooks, load_recipe
 from featgeom_tda.pipeline.sources import source_options
 from featgeom_tda.results import SCHEMA_VERSION, STAGE_RESULTS, ResultError, StageResult
 
@@ -184,6 +184,7 @@ def run_recipe_file(path: str | Path, *, out_dir: str | Path | None = None, forc
     from featgeom_tda.pipeline.packaged import recipe_path
 
     recipe = load_recipe(recipe_path(path), check_device=True)  # a run needs its device here; validate does not
+    check_hooks(recipe, where=str(path))  # before any model is built or trained
     total = time.perf_counter()
     pipe = run_recipe(recipe, out_dir=out_dir, force=force)
     total = time.perf_counter() - total

@@ -27,7 +27,7 @@ import numpy as np
 from featgeom_tda.core._cache import fingerprint
 from featgeom_tda.core._validation import check_choice, check_positive_int
 
-__all__ = ["EmbeddedConfig", "EmbeddedDefault", "embedded_config", "build_embedded_default", "MODEL_NAMES"]
+__all__ = ["EmbeddedConfig", "EmbeddedDefault", "embedded_config", "build_embedded_default", "MODEL_NAMES", "embedded_hook_names"]
 
 log = logging.getLogger(__name__)
 
@@ -314,6 +314,21 @@ def _stage_sae(root: Path, cfg: EmbeddedConfig, name: str, model: Any, tokens: n
 # --------------------------------------------------------------------------------------------------
 # public API
 # --------------------------------------------------------------------------------------------------
+def embedded_hook_names(name: str, *, small: bool = False) -> list[str]:
+    """Hook names of the embedded model ``name`` ("tiny-1L" / "tiny-2L"), without building the embedded default."""
+    from featgeom_tda.sources.hooks import config_hook_names
+    from featgeom_tda.sources.models import ModelSpec
+
+    if name not in MODEL_NAMES:
+        raise ValueError(f"name must be one of {', '.join(MODEL_NAMES)}; got {name!r}")
+    cfg = embedded_config(small=small)
+    spec = ModelSpec(
+        n_layers=_LAYERS[name], d_model=cfg.d_model, n_heads=cfg.n_heads, d_mlp=cfg.d_mlp,
+        n_ctx=cfg.n_ctx, name=name,
+    )
+    return config_hook_names(spec.to_config(d_vocab=cfg.vocab_size))
+
+
 def build_embedded_default(
     cache_dir: str | Path = "featgeom_cache",
     *,
