@@ -7,6 +7,8 @@ import logging
 import sys
 from typing import Callable, Sequence
 
+from featgeom_tda.core._validation import check_output_dir
+
 log = logging.getLogger("featgeom_tda")
 
 
@@ -299,6 +301,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.threads > MAX_THREADS:
         print(f"featgeom: error: --threads must be at most {MAX_THREADS}, got {args.threads}", file=sys.stderr)
         return 2
+    for flag in ("--out", "--cache-dir"):
+        value = getattr(args, flag[2:].replace("-", "_"), None)
+        if value is not None:
+            try:
+                check_output_dir(value, flag)
+            except ValueError as exc:
+                print(f"featgeom {args.command}: error: {exc}", file=sys.stderr)
+                return 2
     if args.command in HEAVY_COMMANDS:
         import torch
 

@@ -200,3 +200,14 @@ def _torch():
 
 def _torch_strided():
     return _torch().strided
+
+
+def check_output_dir(path: Any, name: str) -> None:
+    """Raise ValueError unless ``path`` is a directory or can be made one: neither it nor a parent is a file."""
+    from pathlib import Path
+
+    p = Path(path)
+    for q in (p, *p.parents):
+        if q.exists() and not q.is_dir():
+            where = "is a file" if q == p else f"is inside {str(q)!r}, which is a file"
+            raise ValueError(f"{name} {str(p)!r} {where}; give a directory")

@@ -320,13 +320,26 @@ def load_recipe(path: str | Path, *, check_device: bool = False) -> Recipe:
     path = Path(path)
     if not path.exists():
         raise RecipeError(f"recipe {str(path)!r} does not exist")
+    if path.is_dir():
+        raise RecipeError(f"recipe {str(path)!r} is a directory; give a recipe YAML file")
     try:
-        data = yaml.load(path.read_text(), Loader=_strict_loader())
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise RecipeError(f"recipe {str(path)!r} is not UTF-8 text (byte {exc.start})") from None
+    try:
+        data = yaml.load(text, Loader=_strict_loader())
     except _StrictYAMLError as exc:
         raise RecipeError(f"recipe {path}: {exc}") from None
     except yaml.YAMLError as exc:
-        raise RecipeError(f"recipe {path} is not valid YAML: {exc}") from None
+        raise RecipeError(f"recipe {path} is not valid YAML: {_yaml_problem(exc)}") from None
     return recipe_from_dict(data, where=path.name, check_device=check_device)
+
+
+def _yaml_problem(exc: Exception) -> str:
+    """A YAML parse error in one line: the problem and where (PyYAML's own message spans several lines)."""
+    problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+    mark = getattr(exc, "problem_mark", None)
+    return f"{problem} at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else problem
 
 
 class _StrictYAMLError(Exception):

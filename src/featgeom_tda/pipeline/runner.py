@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any, Callable, Mapping
 
 from featgeom_tda.core._cache import fingerprint
+from featgeom_tda.core._validation import check_output_dir
 from featgeom_tda.core.types import json_default
 from featgeom_tda.core.version import __version__
 from featgeom_tda.pipeline.context import RunContext
@@ -185,6 +186,8 @@ def run_recipe_file(path: str | Path, *, out_dir: str | Path | None = None, forc
 
     recipe = load_recipe(recipe_path(path), check_device=True)  # a run needs its device here; validate does not
     check_hooks(recipe, where=str(path))  # before any model is built or trained
+    check_output_dir(out_dir or recipe.output_dir, "output directory")
+    check_output_dir(recipe.cache_dir, "cache_dir")
     total = time.perf_counter()
     pipe = run_recipe(recipe, out_dir=out_dir, force=force)
     total = time.perf_counter() - total
