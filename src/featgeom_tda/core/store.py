@@ -155,8 +155,8 @@ class ActivationStore:
         path = Path(path)
         if (path / MANIFEST).exists() and not overwrite:
             raise StoreError(f"path {str(path)!r} already holds a store; open it, or pass overwrite=True")
-        if int(n_features) < 1:
-            raise StoreError(f"n_features must be >= 1, got {n_features}")
+        if isinstance(n_features, bool) or not isinstance(n_features, (int, np.integer)) or n_features < 1:
+            raise StoreError(f"n_features must be an integer >= 1, got {n_features!r}")
         path.mkdir(parents=True, exist_ok=True)
         key = _acquire_lock(path)  # before anything is removed or written
         try:

@@ -59,6 +59,8 @@ class Provenance:
     def from_dict(cls, d: dict[str, Any] | None) -> "Provenance":
         if d is None:
             return cls()
+        if not isinstance(d, dict):
+            raise ValueError(f"provenance must be a mapping, got {type(d).__name__}")
         known = {f.name for f in dataclasses.fields(cls)}
         unknown = set(d) - known
         if unknown:
@@ -244,6 +246,10 @@ def _to_csr(x: Any, name: str) -> sp.csr_matrix:
         import torch
 
         check_rank(x, name, 2)
+        if x.device.type == "meta":
+            raise ValueError(f"{name} is a tensor on the meta device, which holds no values; load its data first")
+        if x.dtype in (torch.float16, torch.bfloat16, torch.float64):
+            x = x.to(torch.float32)  # scipy.sparse holds neither half type; float32 is what the store keeps
         if x.layout == torch.sparse_csr:
             t = x.detach().cpu()
             csr = sp.csr_matrix(

@@ -62,6 +62,8 @@ def load_weight_file(path: str | Path, *, key: str | None = None) -> FeatureWeig
     """
     path = Path(path)
     if path.is_dir():
+        if not (path / "sae_weights.safetensors").is_file():
+            raise FileNotFoundError(f"{path} is a directory without sae_weights.safetensors, so not a saved SAE")
         path = path / "sae_weights.safetensors"
     if not path.is_file():
         raise FileNotFoundError(f"weights file {path} does not exist")
@@ -72,6 +74,8 @@ def load_weight_file(path: str | Path, *, key: str | None = None) -> FeatureWeig
             arr = np.load(path, allow_pickle=False)
         except ValueError as exc:
             raise ValueError(f"{path} is not a plain numeric .npy array (pickled objects are refused): {exc}") from None
+        except (EOFError, OSError) as exc:
+            raise ValueError(f"{path} is not a readable .npy file (empty or truncated): {exc}") from None
         name = path.name
     elif path.suffix == ".safetensors":
         from safetensors import SafetensorError, safe_open

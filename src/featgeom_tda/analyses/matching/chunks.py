@@ -208,7 +208,10 @@ def run_torch(ma, mb, sa, sb, live_a, k, chunk_size, device, progress, values, i
     """Fill rows ``live_a`` of values / indices (n_a, k) with a dense scan in torch on ``device``."""
     import torch
 
-    dev = torch.device(device)
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, TypeError):
+        raise ValueError(f"device must be a torch device such as 'cpu', 'cuda' or 'cuda:1'; got {device!r}") from None
     if dev.type == "cuda" and not torch.cuda.is_available():
         raise ValueError(f"device {str(device)!r} was requested but torch.cuda.is_available() is False")
     n, nb = mb.shape

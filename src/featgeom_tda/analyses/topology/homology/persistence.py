@@ -157,7 +157,7 @@ def persistence(
     threshold = _check_threshold(threshold)
     n_input = x.shape[0]
     if n_landmarks is not None:
-        n_landmarks = check_positive_int(n_landmarks, "n_landmarks")
+        n_landmarks = check_positive_int(n_landmarks, "n_landmarks", minimum=2)  # one point has no shape
     n_landmarks = None if n_landmarks is None or n_landmarks >= n_input else n_landmarks  # a cap: all rows when fewer
     n_eff = n_input if n_landmarks is None else n_landmarks
     auto = threshold == "auto"
