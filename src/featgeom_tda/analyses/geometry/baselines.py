@@ -22,6 +22,8 @@ any work.
 
 from __future__ import annotations
 
+import dataclasses
+
 import inspect
 import json
 from dataclasses import dataclass, field
@@ -104,6 +106,40 @@ def _jsonable(value: Any) -> Any:
     return value
 
 
+def _json_float(value: Any) -> float | None:
+    """A float for JSON: NaN (an undefined score or p-value) is written as null."""
+    value = float(value)
+    return None if np.isnan(value) else value
+
+
+def _float(value: Any) -> float:
+    """The inverse of :func:`_json_float`: null reads back as NaN."""
+    return float("nan") if value is None else float(value)
+
+
+def _checked_fields(cls: type, d: Any, where: str) -> dict[str, Any]:
+    """``d`` as keyword arguments of dataclass ``cls``; ValueError naming an unknown or missing key."""
+    if not isinstance(d, dict):
+        raise ValueError(f"{where}: expected a mapping for {cls.__name__}, got {type(d).__name__}")
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    unknown = sorted(set(d) - set(fields))
+    if unknown:
+        raise ValueError(f"{where}: unknown key {unknown[0]!r}; {cls.__name__} has {', '.join(fields)}")
+    missing = [n for n, f in fields.items() if n not in d and f.default is dataclasses.MISSING
+               and f.default_factory is dataclasses.MISSING]
+    if missing:
+        raise ValueError(f"{where}: missing key {missing[0]!r} of {cls.__name__}")
+    return dict(d)
+
+
+def _read_json(path: str | Path) -> Any:
+    path = Path(path)
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ValueError(f"{path} is not a saved result (not valid JSON: {exc})") from None
+
+
 def _p_value(score: float, null: np.ndarray) -> float:
     """(1 + #(null >= score)) / (1 + len(null)), with near-ties (float rounding) counted as >=.
 
@@ -156,11 +192,11 @@ class PermutationResult:
     def to_dict(self) -> dict[str, Any]:
         return {
             "metric": self.metric,
-            "score": float(self.score),
-            "null": [float(v) for v in self.null],
-            "null_mean": float(self.null_mean),
-            "null_std": float(self.null_std),
-            "p_value": float(self.p_value),
+            "score": _json_float(self.score),
+            "null": [_json_float(v) for v in self.null],
+            "null_mean": _json_float(self.null_mean),
+            "null_std": _json_float(self.null_std),
+            "p_value": _json_float(self.p_value),
             "n_permutations": int(self.n_permutations),
             "seed": int(self.seed),
             "method": self.method,
@@ -169,9 +205,11 @@ class PermutationResult:
         }
 
     @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> "PermutationResult":
-        d = dict(d)
-        d["null"] = np.asarray(d["null"], dtype=np.float64)
+    def from_dict(cls, d: dict[str, Any], *, where: str = "PermutationResult") -> "PermutationResult":
+        d = _checked_fields(cls, d, where)
+        d["null"] = np.asarray([_float(v) for v in d["null"]], dtype=np.float64)
+        for name in ("score", "null_mean", "null_std", "p_value"):
+            d[name] = _float(d[name])
         return cls(**d)
 
     def save(self, path: str | Path) -> Path:
@@ -182,7 +220,7 @@ class PermutationResult:
 
     @classmethod
     def load(cls, path: str | Path) -> "PermutationResult":
-        return cls.from_dict(json.loads(Path(path).read_text()))
+        return cls.from_dict(_read_json(path), where=str(path))
 
 
 @dataclass
@@ -217,22 +255,23 @@ class SubsetBaselineResult:
     def to_dict(self) -> dict[str, Any]:
         return {
             "metric": self.metric,
-            "scores": [float(v) for v in self.scores],
-            "mean": float(self.mean),
-            "std": float(self.std),
+            "scores": [_json_float(v) for v in self.scores],
+            "mean": _json_float(self.mean),
+            "std": _json_float(self.std),
             "n": [int(self.n[0]), int(self.n[1])],
             "n_draws": int(self.n_draws),
             "seed": int(self.seed),
             "paired": bool(self.paired),
-            "observed": None if self.observed is None else float(self.observed),
-            "p_value": None if self.p_value is None else float(self.p_value),
+            "observed": None if self.observed is None else _json_float(self.observed),
+            "p_value": None if self.p_value is None else _json_float(self.p_value),
             "options": _jsonable(self.options),
         }
 
     @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> "SubsetBaselineResult":
-        d = dict(d)
-        d["scores"] = np.asarray(d["scores"], dtype=np.float64)
+    def from_dict(cls, d: dict[str, Any], *, where: str = "SubsetBaselineResult") -> "SubsetBaselineResult":
+        d = _checked_fields(cls, d, where)
+        d["scores"] = np.asarray([_float(v) for v in d["scores"]], dtype=np.float64)
+        d["mean"], d["std"] = _float(d["mean"]), _float(d["std"])
         d["n"] = tuple(d["n"])
         return cls(**d)
 
@@ -243,7 +282,7 @@ class SubsetBaselineResult:
 
     @classmethod
     def load(cls, path: str | Path) -> "SubsetBaselineResult":
-        return cls.from_dict(json.loads(Path(path).read_text()))
+        return cls.from_dict(_read_json(path), where=str(path))
 
 
 # ---------------------------------------------------------------------------------------------------------------
