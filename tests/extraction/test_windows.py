@@ -7,7 +7,7 @@ import pytest
 from featgeom_tda.extraction.dataset import TokenizedDataset, tokenize_documents, window_documents
 from featgeom_tda.sources.checkpoints import tokenizer_adds_bos
 
-from conftest import TINY_SPECIAL, TINY_WORDS
+from conftest import TINY_WORDS, make_word_tokenizer
 
 BOS, EOS = 1, 2
 TEXTS = [
@@ -22,17 +22,9 @@ TEXTS = [
 @pytest.fixture(scope="module")
 def no_bos_tokenizer():
     """The tiny word-level vocabulary with SmolLM2's convention: a BOS id exists but texts do not start with it."""
-    from tokenizers import Tokenizer, models, normalizers, pre_tokenizers
-    from transformers import PreTrainedTokenizerFast
-
-    vocab = {tok: i for i, tok in enumerate(TINY_SPECIAL)}
-    for w in TINY_WORDS:
-        vocab.setdefault(w, len(vocab))
-    backend = Tokenizer(models.WordLevel(vocab=vocab, unk_token="<unk>"))
-    backend.normalizer = normalizers.Lowercase()
-    backend.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
-    return PreTrainedTokenizerFast(tokenizer_object=backend, bos_token="<bos>", eos_token="<eos>",
-                                   pad_token="<pad>", unk_token="<unk>", add_bos_token=False, name_or_path="tiny-nobos")
+    tokenizer = make_word_tokenizer(TINY_WORDS, name="tiny-nobos")
+    tokenizer.add_bos_token = False
+    return tokenizer
 
 
 def _ids(tokenizer, texts):
