@@ -191,6 +191,28 @@ def _random_isometry(rng: np.random.Generator, d_in: int, d_out: int) -> np.ndar
     return q.T
 
 
+MAX_SYNTHETIC_BYTES = 8 * 2**30  # a pair bigger than this is refused before anything is drawn
+
+
+def _check_memory(n_union: int, d_a: int, d_b: int, d_latent: int, n_samples: int, p_max: float,
+                  correlated: bool) -> None:
+    """Refuse (ValueError) a pair whose largest arrays would pass :data:`MAX_SYNTHETIC_BYTES`."""
+    parts = {
+        "activations (n_samples x (d_a + d_b))": n_samples * (d_a + d_b) * 12.0,  # float64 product, float32 kept
+        "directions (features x widths)": n_union * (d_latent + 2 * max(d_a, d_b)) * 12.0,
+        "latent draws (8192 x features)": min(n_samples, 8192) * n_union * 16.0,
+        "latent codes (sparse)": n_samples * n_union * p_max * 12.0,
+        "correlation matrix (features x features)": (n_union * n_union * 16.0) if correlated else 0.0,
+    }
+    total = sum(parts.values())
+    if total > MAX_SYNTHETIC_BYTES:
+        biggest = max(parts, key=parts.get)
+        raise ValueError(
+            f"this synthetic pair needs an estimated {total / 2**30:.1f} GiB (most for {biggest}); the limit is "
+            f"{MAX_SYNTHETIC_BYTES / 2**30:.0f} GiB (MAX_SYNTHETIC_BYTES): use fewer samples, features or dimensions"
+        )
+
+
 def make_synthetic_pair(
     *,
     n_shared: int,
@@ -278,6 +300,8 @@ def make_synthetic_pair(
     for value, name in ((magnitude_std, "magnitude_std"), (direction_noise, "direction_noise"), (noise, "noise")):
         if not (isinstance(value, (int, float)) and math.isfinite(value) and value >= 0):
             raise ValueError(f"{name} must be a finite number >= 0; got {value!r}")
+
+    _check_memory(n_shared + n_private_a + n_private_b, d_a, d_b, d_latent, n_samples, p_hi, max_corr > 0)
 
     config = {
         "n_shared": n_shared, "n_private_a": n_private_a, "n_private_b": n_private_b, "d_a": d_a, "d_b": d_b,

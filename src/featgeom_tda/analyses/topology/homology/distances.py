@@ -80,6 +80,9 @@ def gaussian_baseline(points: Any, *, seed: int = 0) -> np.ndarray:
     return mean[None, :] + (q * s[None, :]) @ vt
 
 
+MAX_BASELINES = 200
+
+
 def compare_with_gaussian(
     points: Any,
     *,
@@ -95,6 +98,11 @@ def compare_with_gaussian(
     max persistence, and ``p_value = (1 + #{baseline max persistence >= data's}) / (1 + n_baselines)``.
     """
     n_baselines = check_positive_int(n_baselines, "n_baselines")
+    if n_baselines > MAX_BASELINES:
+        raise ValueError(
+            f"n_baselines must be at most {MAX_BASELINES} (each is a full persistence run, and their spread "
+            f"compares every pair); got {n_baselines}"
+        )
     data = persistence(points, seed=seed, **persistence_kwargs)
     base = [
         persistence(gaussian_baseline(points, seed=seed + 1 + i), seed=seed, **persistence_kwargs)
