@@ -211,3 +211,12 @@ def check_output_dir(path: Any, name: str) -> None:
         if q.exists() and not q.is_dir():
             where = "is a file" if q == p else f"is inside {str(q)!r}, which is a file"
             raise ValueError(f"{name} {str(p)!r} {where}; give a directory")
+
+
+def to_torch_device(device: Any, name: str = "device") -> Any:
+    """``device`` as a ``torch.device``; ValueError naming ``name`` for a string torch does not know."""
+    torch = _torch()
+    try:
+        return torch.device(device)
+    except (RuntimeError, TypeError):
+        raise ValueError(f"{name} must be a torch device such as 'cpu', 'cuda' or 'cuda:1'; got {device!r}") from None

@@ -32,7 +32,7 @@ from typing import Any, Callable, Sequence
 import numpy as np
 
 from featgeom_tda.core._cache import Hasher
-from featgeom_tda.core._validation import check_positive_int
+from featgeom_tda.core._validation import check_output_dir, check_positive_int
 from featgeom_tda.core.store import REPAIR_HINT, ActivationStore, StoreError
 from featgeom_tda.core.types import FeatureActivations, Provenance
 from featgeom_tda.extraction.dataset import TokenizedDataset, tokenize_documents, tokenizer_fingerprint
@@ -352,6 +352,7 @@ def extract_activations(
         check_device(src.sae, f"sae of source {src.name!r}", device)
     _check_tokenizers(sources, dataset)
 
+    check_output_dir(out_dir, "out_dir")
     out_dir = Path(out_dir)
     stores: dict[str, ActivationStore] = {}
     fingerprints: dict[int, str] = {}

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from featgeom_tda.core._cache import Hasher
+from featgeom_tda.core._validation import to_torch_device
 from featgeom_tda.sources.hooks import check_hook_name, check_sae_matches_hook
 
 __all__ = ["ActivationSource", "weights_fingerprint", "stop_layer", "check_device"]
@@ -108,7 +109,7 @@ def _module_device(module: Any):
 def check_device(module: Any, what: str, device: Any) -> None:
     import torch
 
-    want = torch.device(device)
+    want = to_torch_device(device)
     have = _module_device(module)
     same = have.type == want.type and (want.index is None or have.index in (None, want.index))
     if not same:

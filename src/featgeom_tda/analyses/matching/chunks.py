@@ -14,6 +14,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from featgeom_tda.analyses.matching.stats import Stats, progress_bar, ratio_order, without_zeros
+from featgeom_tda.core._validation import to_torch_device
 
 __all__ = ["run_chunks", "run_torch"]
 
@@ -208,10 +209,7 @@ def run_torch(ma, mb, sa, sb, live_a, k, chunk_size, device, progress, values, i
     """Fill rows ``live_a`` of values / indices (n_a, k) with a dense scan in torch on ``device``."""
     import torch
 
-    try:
-        dev = torch.device(device)
-    except (RuntimeError, TypeError):
-        raise ValueError(f"device must be a torch device such as 'cpu', 'cuda' or 'cuda:1'; got {device!r}") from None
+    dev = to_torch_device(device)
     if dev.type == "cuda" and not torch.cuda.is_available():
         raise ValueError(f"device {str(device)!r} was requested but torch.cuda.is_available() is False")
     n, nb = mb.shape

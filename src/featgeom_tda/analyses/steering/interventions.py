@@ -197,6 +197,8 @@ def steer(model: Any, hook_name: str, direction: Any, *, alpha: float, positions
     check_hook_name(model, hook_name)
     width = _check_stream_hook(model, hook_name, "steer")
     vec = as_direction(direction, width, hook_name=hook_name)
+    if isinstance(alpha, bool):
+        raise ValueError(f"alpha must be a real number, got {alpha!r}")
     try:
         alpha = float(alpha)
     except (TypeError, ValueError):
