@@ -16,6 +16,23 @@ class CommandError(Exception):
     """A one-line reason for a non-zero exit (bad input, missing file)."""
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse with its usage errors in one line (exit code 2) and a pointer to ``--help``."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
+def _seed(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be an integer >= 0, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be an integer >= 0, got {value}")
+    return value
+
+
 def _cmd_info(args: argparse.Namespace) -> int:
     import featgeom_tda
 
@@ -120,7 +137,7 @@ def _cmd_validate(args: argparse.Namespace) -> int:
 
 def _add_build_default(p: argparse.ArgumentParser) -> None:
     p.add_argument("--cache-dir", default="featgeom_cache", help="cache directory (default: ./featgeom_cache)")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=_seed, default=0, help="random seed (an integer >= 0)")
     p.add_argument("--small", action="store_true", help="a tiny variant that builds in seconds")
 
 
@@ -155,7 +172,7 @@ def _cmd_match(args: argparse.Namespace) -> int:
 
 
 def _add_synthetic(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=_seed, default=0, help="random seed (an integer >= 0)")
     p.add_argument("--sweep", action="store_true", help="also sweep the shared fraction and the SAE width")
 
 
@@ -179,7 +196,7 @@ def _add_topology(p: argparse.ArgumentParser) -> None:
     p.add_argument("--maxdim", type=int, default=1, help="highest homology dimension (default 1)")
     p.add_argument("--baselines", type=int, default=3,
                    help="Gaussian clouds of the same spectrum to compare with (default 3; 0: none)")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=_seed, default=0, help="random seed (an integer >= 0)")
     p.add_argument("--no-mapper", action="store_true", help="skip the Mapper graph")
     p.add_argument("--no-persistence", action="store_true", help="skip persistent homology")
 
@@ -266,7 +283,7 @@ MAX_THREADS = 1024  # torch threads; more is a typo, not a machine
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="featgeom",
         description="Geometry and topology of SAE features across language models.",
     )
