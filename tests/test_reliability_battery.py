@@ -765,3 +765,55 @@ def test_a_recipe_that_is_not_utf8_is_refused(tmp_path, capsys):
 def test_provenance_must_be_a_mapping():
     with pytest.raises(ValueError, match="mapping"):
         Provenance.from_dict([1, 2])
+
+
+@pytest.mark.parametrize("argv", [["--threads", "abc", "info"], ["nosuchcommand"], ["match", "only_one"],
+                                  ["topology", "w.npy", "--out", "o", "--seed", "-5"]])
+def test_usage_errors_are_one_line_with_a_pointer_to_help(capsys, argv):
+    with pytest.raises(SystemExit) as exit_info:
+        main(argv)
+    err = capsys.readouterr().err
+    assert exit_info.value.code == 2 and len(err.strip().splitlines()) == 1 and "--help" in err
+
+
+def test_too_many_gaussian_baselines_are_refused_before_work():
+    from featgeom_tda.analyses.topology import compare_with_gaussian
+
+    t0 = time.perf_counter()
+    with pytest.raises(ValueError, match="n_baselines must be at most"):
+        compare_with_gaussian(np.random.default_rng(0).standard_normal((50, 4)), n_baselines=100_000)
+    assert time.perf_counter() - t0 < 5
+
+
+def test_a_synthetic_pair_too_big_for_memory_is_refused_before_work():
+    from featgeom_tda.sources.synthetic import make_synthetic_pair
+
+    t0 = time.perf_counter()
+    with pytest.raises(ValueError, match="GiB"):
+        make_synthetic_pair(n_shared=10**6, n_private_a=2, n_private_b=2, d_a=10**5, d_b=8, n_samples=10**7)
+    assert time.perf_counter() - t0 < 30
+
+
+def test_extraction_refuses_an_unknown_device_and_an_output_that_is_a_file(tmp_path, tiny_model_1l, tiny_sae_1l,
+                                                                           tiny_tokenizer, tiny_texts):
+    from featgeom_tda.extraction.activations import ActivationSource, extract_activations, tokenize_documents
+
+    from conftest import TINY_HOOK_1L
+
+    ds = tokenize_documents(tiny_tokenizer, tiny_texts, max_length=16)
+    src = ActivationSource("a", tiny_model_1l, TINY_HOOK_1L, tiny_sae_1l)
+    with pytest.raises(ValueError, match="device"):
+        extract_activations([src], ds, tmp_path / "x", device="quantum", progress=False)
+    f = _a_file(tmp_path)
+    with pytest.raises(ValueError, match="out_dir"):
+        extract_activations([src], ds, f, progress=False)
+    assert f.read_text() == "x"
+
+
+def test_steering_alpha_true_is_refused(tiny_model_1l):
+    from featgeom_tda.analyses.steering import steer
+
+    from conftest import TINY_HOOK_1L
+
+    with pytest.raises(ValueError, match="alpha"):
+        steer(tiny_model_1l, TINY_HOOK_1L, np.ones(16), alpha=True)
