@@ -4,6 +4,8 @@
   networkx), :func:`compare_mapper_graphs`.
 - :mod:`featgeom_tda.analyses.topology.homology`: :func:`persistence`, :class:`PersistenceDiagrams`,
   :func:`diagram_distance`, :func:`landmarks`, Betti curves, Gaussian baselines.
+- :mod:`featgeom_tda.analyses.topology.circles`: :func:`circle_test` (longest H1 bar of the top principal
+  components against Gaussian / shuffled baselines, with a p-value), :func:`class_means`.
 
 Figures and the Mapper HTML page are drawn in :mod:`featgeom_tda.viz.topology` and
 :mod:`featgeom_tda.viz.mapper_html`.
@@ -23,6 +25,14 @@ from featgeom_tda.analyses.topology.homology import (
     persistence,
     persistence_entropy,
 )
+from featgeom_tda.analyses.topology.circles import (
+    CircleTest,
+    ClassMeans,
+    circle_test,
+    class_means,
+    longest_h1_bar,
+    monte_carlo_p_value,
+)
 from featgeom_tda.analyses.topology.mapper import MapperGraph, choose_eps, compare_mapper_graphs, mapper_graph
 
 __all__ = [
@@ -40,4 +50,10 @@ __all__ = [
     "persistence_entropy",
     "gaussian_baseline",
     "compare_with_gaussian",
+    "CircleTest",
+    "circle_test",
+    "longest_h1_bar",
+    "monte_carlo_p_value",
+    "ClassMeans",
+    "class_means",
 ]
