@@ -24,6 +24,8 @@ from featgeom_tda.sources.hooks import check_hook_name, hook_width
 __all__ = [
     "default_width",
     "collect_hook_activations",
+    "collect_activations_at",
+    "sae_ce_loss",
     "default_token_mask",
     "train_sae",
     "save_sae",
@@ -103,10 +105,29 @@ def collect_hook_activations(
         keep_bos: with the default mask, keep the BOS positions.
     Rows are kept in order: row-major over (row, position) of ``mask``.
     """
+    return collect_activations_at(
+        model, tokens, [hook_name], batch_size=batch_size, mask=mask, keep_bos=keep_bos, progress=progress
+    )[hook_name]
+
+
+def collect_activations_at(
+    model: Any,
+    tokens: Any,
+    hook_names: list[str],
+    *,
+    batch_size: int = 32,
+    mask: Any = None,
+    keep_bos: bool = False,
+    progress: bool = False,
+) -> dict[str, Any]:
+    """:func:`collect_hook_activations` for several hooks in one forward pass: hook -> (n_kept, d) float32."""
     import torch
     from tqdm.auto import tqdm
 
-    check_hook_name(model, hook_name)
+    if isinstance(hook_names, str) or not hook_names:
+        raise ValueError(f"hook_names must be a non-empty list of hook names, got {hook_names!r}")
+    for hook_name in hook_names:
+        check_hook_name(model, hook_name)
     batch_size = check_positive_int(batch_size, "batch_size")
     toks = _as_tokens(tokens)
     if mask is None:
@@ -121,27 +142,32 @@ def collect_hook_activations(
     if toks.shape[1] > model.cfg.n_ctx:
         raise ValueError(f"tokens rows have {toks.shape[1]} positions but the model's n_ctx is {model.cfg.n_ctx}")
     device = next(model.parameters()).device
-    stop = _stop_layer(model, hook_name)
-    out = []
+    stops = [_stop_layer(model, h) for h in hook_names]
+    stop = None if None in stops else max(stops)
+    out: dict[str, list[Any]] = {h: [] for h in hook_names}
     seen: dict[str, Any] = {}
 
     def grab(tensor: Any, hook: Any) -> None:
-        seen["acts"] = tensor.detach()
+        seen[hook.name] = tensor.detach()
 
+    label = hook_names[0] if len(hook_names) == 1 else f"{len(hook_names)} hooks"
     with torch.no_grad():
-        for start in tqdm(range(0, toks.shape[0], batch_size), desc=f"collect {hook_name}",
+        for start in tqdm(range(0, toks.shape[0], batch_size), desc=f"collect {label}",
                           disable=not progress, leave=False):
             batch = toks[start:start + batch_size].to(device)
-            model.run_with_hooks(batch, fwd_hooks=[(hook_name, grab)], return_type=None, stop_at_layer=stop)
-            acts = seen.pop("acts")
-            if acts.ndim < 3 or tuple(acts.shape[:2]) != tuple(batch.shape):
-                raise ValueError(
-                    f"hook {hook_name!r} gives a tensor of shape {tuple(acts.shape)}, not (batch, pos, ...); "
-                    "use a hook with one vector per token"
-                )
-            acts = acts.reshape(acts.shape[0], acts.shape[1], -1)
-            out.append(acts[keep[start:start + batch_size].to(device)].float().cpu())
-    return torch.cat(out, dim=0)
+            model.run_with_hooks(batch, fwd_hooks=[(h, grab) for h in hook_names], return_type=None,
+                                 stop_at_layer=stop)
+            rows = keep[start:start + batch_size].to(device)
+            for hook_name in hook_names:
+                acts = seen.pop(hook_name)
+                if acts.ndim < 3 or tuple(acts.shape[:2]) != tuple(batch.shape):
+                    raise ValueError(
+                        f"hook {hook_name!r} gives a tensor of shape {tuple(acts.shape)}, not (batch, pos, ...); "
+                        "use a hook with one vector per token"
+                    )
+                acts = acts.reshape(acts.shape[0], acts.shape[1], -1)
+                out[hook_name].append(acts[rows].float().cpu())
+    return {h: torch.cat(parts, dim=0) for h, parts in out.items()}
 
 
 # --------------------------------------------------------------------------------------------------
@@ -467,4 +493,80 @@ def sae_metrics(sae: Any, activations: Any, *, batch_size: int = 4096) -> dict[s
         "dead_fraction": float((~fired).float().mean()),
         "n_tokens": int(n),
         "d_sae": int(sae.cfg.d_sae),
+    }
+
+
+def sae_ce_loss(
+    model: Any, sae: Any, tokens: Any, *, hook_name: str, mask: Any = None, batch_size: int = 8
+) -> dict[str, float]:
+    """Next-token cross-entropy (nats) with the SAE's reconstruction spliced in at ``hook_name``.
+
+    Three forward passes per batch: clean; the hook's activation replaced by ``decode(encode(x))``; the
+    activation replaced by zeros (zero-ablation). The replacement and the loss cover the ``mask`` positions
+    only (default :func:`default_token_mask`: no padding, no BOS), so an outlier position such as 0 keeps its
+    clean activation and is never scored; the last position of a row has no next token and is not scored.
+
+    Returns ce_clean, ce_spliced, ce_zero_ablation, ce_loss_increase (spliced - clean), ce_recovered
+    ((zero - spliced) / (zero - clean): 1 = as good as clean, 0 = as bad as zero-ablation), n_scored.
+    """
+    import torch
+    import torch.nn.functional as F
+
+    check_hook_name(model, hook_name)
+    batch_size = check_positive_int(batch_size, "batch_size")
+    toks = _as_tokens(tokens)
+    if mask is None:
+        keep = torch.from_numpy(default_token_mask(model, toks))
+    else:
+        from featgeom_tda.core._validation import to_numpy
+
+        m = to_numpy(mask, "mask")
+        if m.shape != tuple(toks.shape):
+            raise ValueError(f"mask has shape {m.shape} but tokens has shape {tuple(toks.shape)}; they must match")
+        keep = torch.from_numpy(m.astype(bool))
+    if toks.shape[1] < 2:
+        raise ValueError("tokens rows need at least 2 positions to score a next token")
+    device = next(model.parameters()).device
+    totals = {"clean": 0.0, "spliced": 0.0, "zero": 0.0}
+    n_scored = 0
+
+    def replace_with(kind: str, rows: Any):
+        def hook(act: Any, hook: Any) -> Any:
+            out = act.clone()
+            if kind == "spliced":
+                x = act[rows]
+                with torch.no_grad():
+                    recon = sae.decode(sae.encode(x.to(sae.W_dec.dtype)))
+                out[rows] = recon.to(act.dtype)
+            else:
+                out[rows] = 0
+            return out
+
+        return hook
+
+    with torch.no_grad():
+        for start in range(0, toks.shape[0], batch_size):
+            batch = toks[start:start + batch_size].to(device)
+            rows = keep[start:start + batch_size].to(device)
+            scored = rows[:, :-1]  # predictions at kept positions that have a next token
+            if not bool(scored.any()):
+                continue
+            targets = batch[:, 1:][scored]
+            for kind in totals:
+                hooks = [] if kind == "clean" else [(hook_name, replace_with(kind, rows))]
+                logits = model.run_with_hooks(batch, fwd_hooks=hooks, return_type="logits")
+                logp = F.log_softmax(logits[:, :-1][scored].double(), dim=-1)
+                totals[kind] += float(-logp.gather(1, targets[:, None]).sum())
+            n_scored += int(scored.sum())
+    if n_scored == 0:
+        raise ValueError("no position is scored: the mask keeps no position that has a next token")
+    clean, spliced, zero = (totals[k] / n_scored for k in ("clean", "spliced", "zero"))
+    gap = zero - clean
+    return {
+        "ce_clean": clean,
+        "ce_spliced": spliced,
+        "ce_zero_ablation": zero,
+        "ce_loss_increase": spliced - clean,
+        "ce_recovered": (zero - spliced) / gap if gap > 0 else float("nan"),
+        "n_scored": n_scored,
     }
