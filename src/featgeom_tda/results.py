@@ -121,7 +121,8 @@ class ModelInfo(StageResult):
 
 @dataclass
 class SAEInfo(StageResult):
-    """The SAE of one (model, hook): where it came from, width, FVU, L0, dead fraction; ``training`` the rest."""
+    """The SAE of one (model, hook): where it came from, width, FVU, L0, dead fraction, the CE-loss with its
+    reconstruction spliced in against zero-ablation of the hook; ``training`` the rest."""
 
     model: str
     hook: str
@@ -131,6 +132,12 @@ class SAEInfo(StageResult):
     l0: float | None = None
     dead_fraction: float | None = None
     spec: str = ""  # the recipe's SAE spec, e.g. "topk k=16, 4x d_model"
+    # next-token cross-entropy (nats) on compared rows: clean, SAE spliced in, hook zero-ablated
+    ce_clean: float | None = None
+    ce_spliced: float | None = None
+    ce_zero_ablation: float | None = None
+    ce_loss_increase: float | None = None  # spliced - clean
+    ce_recovered: float | None = None  # (zero - spliced) / (zero - clean)
     training: dict[str, Any] = field(default_factory=dict)
 
 

@@ -50,8 +50,12 @@ def test_bad_values_are_named():
     with pytest.raises(RecipeError, match=r"recipe.token_budget: expected an integer, got 'lots'"):
         recipe_from_dict(data)
     data = _embedded()
-    data["models"] = data["models"][:1]
-    with pytest.raises(RecipeError, match=r"exactly two models"):
+    data["models"] = data["models"][:1]  # one model of one layer: nothing to compare
+    with pytest.raises(RecipeError, match=r"a one-model recipe compares layers, so list at least two"):
+        recipe_from_dict(data)
+    data = _embedded()
+    data["models"] = data["models"] * 2
+    with pytest.raises(RecipeError, match=r"models must list two models \(A and B\) or one model"):
         recipe_from_dict(data)
     data = _embedded()
     del data["models"][0]["layers"][0]["hook"]

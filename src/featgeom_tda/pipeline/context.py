@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from featgeom_tda.pipeline.layers import Layer, layer_pairs, layers_of, pair_key
+from featgeom_tda.pipeline.layers import Layer, all_layers, layer_pairs, pair_key
 from featgeom_tda.pipeline.recipe import Recipe
 from featgeom_tda.pipeline.sources import Sources, build_sources
 from featgeom_tda.results import StageResult
@@ -69,7 +69,7 @@ class RunContext:
 
             self._activations = {
                 layer.key: load_activations(self.stores_dir, layer.key)
-                for side in (0, 1) for layer in layers_of(self.recipe, side)
+                for layer in all_layers(self.recipe)
             }
         return self._activations
 

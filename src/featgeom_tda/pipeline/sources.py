@@ -1,7 +1,12 @@
 """The live objects a recipe compares: models, tokenizer, texts and one SAE per layer, built or loaded once.
 
 SAEs the recipe asks to train are cached under ``cache_dir/saes`` keyed by a fingerprint of everything that
-decides them (model, hook, SAE options, seed, texts, max length).
+decides them (model, hook, SAE options, seed, texts, max length, and for text files the training windows).
+Checkpoints on disk (GGUF, HF folders) are dequantised once into ``cache_dir/checkpoints``.
+
+Token rows: the embedded corpus and Hugging Face datasets are padded documents (SAEs train on the compared
+texts, as the embedded default always has). Text files become unpadded fixed-length windows whose position 0
+is never a row; SAEs train on the first windows and the models are compared on the windows after them.
 """
 
 from __future__ import annotations
@@ -18,11 +23,22 @@ from featgeom_tda.pipeline.layers import Layer, layers_of
 from featgeom_tda.pipeline.recipe import Recipe, SAESpec
 from featgeom_tda.results import ModelInfo, SAEInfo
 
-__all__ = ["Sources", "build_sources", "describe_sae_spec", "source_options", "uses_embedded"]
+__all__ = ["Sources", "build_sources", "describe_sae_spec", "source_options", "uses_embedded", "recipe_tokens",
+           "RecipeTokens"]
 
 log = logging.getLogger(__name__)
 
 _SAE_INFO_KEYS = ("fvu", "l0", "dead_fraction")
+_CE_KEYS = ("ce_clean", "ce_spliced", "ce_zero_ablation", "ce_loss_increase", "ce_recovered")
+N_CE_ROWS = 32  # compared rows (windows or documents) the CE-loss evaluation of each SAE reads
+
+
+@dataclass
+class RecipeTokens:
+    """The token rows of a run: ``train`` for SAE training, ``compare`` for extraction and everything after."""
+
+    train: Any  # TokenizedDataset
+    compare: Any  # TokenizedDataset
 
 
 @dataclass
@@ -32,6 +48,7 @@ class Sources:
     models: dict[str, Any]
     tokenizer: Any
     texts: list[str]
+    tokens: RecipeTokens
     saes: dict[str, Any]
     sae_info: dict[str, SAEInfo]
     model_info: dict[str, dict[str, Any]]  # training outcome per model (embedded default) or its source
@@ -61,16 +78,79 @@ def build_sources(recipe: Recipe) -> Sources:
 
         embedded = build_embedded_default(cache, seed=recipe.seed, small=recipe.embedded_size == "small")
     models, model_info, tokenizer = _models(recipe, embedded)
+    _check_layer_hooks(recipe, models)  # before any SAE is trained
     texts = _dataset_texts(recipe, embedded)
+    tokens = recipe_tokens(recipe, tokenizer, texts)
     saes: dict[str, Any] = {}
     sae_info: dict[str, SAEInfo] = {}
-    for side in (0, 1):
-        spec = recipe.models[side]
-        for layer, lspec in zip(layers_of(recipe, side), spec.layers):
-            sae, report = _layer_sae(recipe, models[spec.name], layer, lspec.sae, embedded, tokenizer, texts)
+    for side, spec in enumerate(recipe.models):
+        layers = layers_of(recipe, side)
+        trained = _train_or_load_saes(recipe, models[spec.name], layers, spec.layers, embedded, texts, tokens)
+        for layer, lspec in zip(layers, spec.layers):
+            sae, report = trained[layer.key]
+            report = {**report, **_ce_loss(models[spec.name], sae, layer.hook, tokens.compare, recipe.batch_size)}
             saes[layer.key] = sae
             sae_info[layer.key] = _sae_info(layer, report, describe_sae_spec(lspec.sae))
-    return Sources(models, tokenizer, texts, saes, sae_info, model_info, embedded)
+    return Sources(models, tokenizer, texts, tokens, saes, sae_info, model_info, embedded)
+
+
+def recipe_tokens(recipe: Recipe, tokenizer: Any, texts: list[str]) -> RecipeTokens:
+    """Tokenize the recipe's texts once into the SAE-training and the compared rows (see the module docstring)."""
+    from featgeom_tda.extraction.dataset import tokenize_documents, window_documents
+
+    ds = recipe.dataset
+    name = ds.name or ds.source
+    if ds.source != "text":
+        compare = tokenize_documents(tokenizer, texts, max_length=ds.max_length, dataset_name=name)
+        return RecipeTokens(train=compare, compare=_limit_tokens(compare, recipe.token_budget))
+    per_window = ds.max_length - 1  # position 0 of a window is never a row
+    n_train = -(-max([1, *_training_tokens(recipe)]) // per_window)
+    n_compare = -(-recipe.token_budget // per_window)
+    windows = window_documents(tokenizer, texts, length=ds.max_length, max_windows=n_train + n_compare,
+                               dataset_name=", ".join(ds.files))
+    if windows.n_docs < n_train + 1:
+        raise ValueError(
+            f"dataset {', '.join(ds.files)!r} gives {windows.n_docs} windows of {ds.max_length} tokens, but the SAEs "
+            f"train on {n_train} and at least one more is compared; add text or lower training_tokens"
+        )
+    if windows.n_docs < n_train + n_compare:
+        log.warning("%d windows after the SAE training windows are compared (token_budget asks for %d)",
+                    windows.n_docs - n_train, n_compare)
+    return RecipeTokens(train=_row_slice(windows, 0, n_train), compare=_row_slice(windows, n_train, None))
+
+
+def _training_tokens(recipe: Recipe) -> list[int]:
+    return [layer.sae.training_tokens for m in recipe.models for layer in m.layers if layer.sae.kind == "train"]
+
+
+def _row_slice(ds: Any, start: int, stop: int | None) -> Any:
+    return dataclasses.replace(ds, tokens=ds.tokens[start:stop], attention_mask=ds.attention_mask[start:stop])
+
+
+def _limit_tokens(dataset: Any, budget: int) -> Any:
+    """The first documents whose real tokens fit in ``budget`` (at least one document)."""
+    import numpy as np
+
+    n = int(max(1, np.searchsorted(np.cumsum(dataset.lengths), budget, side="right")))
+    return dataset if n >= dataset.n_docs else _row_slice(dataset, 0, n)
+
+
+def _check_layer_hooks(recipe: Recipe, models: dict[str, Any]) -> None:
+    from featgeom_tda.sources.hooks import check_hook_name
+
+    for i, spec in enumerate(recipe.models):
+        for j, layer in enumerate(spec.layers):
+            check_hook_name(models[spec.name], layer.hook, field=f"models[{i}].layers[{j}].hook",
+                            model_name=f"model {spec.name!r}")
+
+
+def _ce_loss(model: Any, sae: Any, hook: str, compare: Any, batch_size: int) -> dict[str, Any]:
+    """CE-loss of the model with the SAE spliced in, on the first compared rows (see ``saes.sae_ce_loss``)."""
+    from featgeom_tda.sources.saes import sae_ce_loss
+
+    rows = compare.head(N_CE_ROWS)
+    return sae_ce_loss(model, sae, rows.tokens, hook_name=hook, mask=rows.row_mask(keep_bos=False),
+                       batch_size=min(batch_size, 8))
 
 
 def model_summary(name: str, model: Any, extra: dict[str, Any]) -> ModelInfo:
@@ -98,20 +178,36 @@ def _models(recipe: Recipe, embedded: Any) -> tuple[dict[str, Any], dict[str, di
                 "unigram_entropy": rep.get("unigram_entropy"),
                 "train_steps": rep.get("steps"),
             }
-        else:
+        elif spec.source == "hub":
             from featgeom_tda.sources.models import load_hub_model
 
             models[spec.name] = load_hub_model(spec.name, device=recipe.device, dtype=spec.dtype)
             tokenizer = tokenizer or models[spec.name].tokenizer
             info[spec.name] = {"source": "hub"}
+        else:
+            from featgeom_tda.sources import checkpoints
+
+            options = dict(n_ctx=recipe.dataset.max_length, dtype=spec.dtype, device=recipe.device, model_name=spec.name)
+            if spec.source == "gguf":
+                loaded = checkpoints.load_gguf_model(spec.path, cache_dir=cache_dir_of(recipe), **options)
+            else:
+                loaded = checkpoints.load_hf_folder_model(spec.path, **options)
+            models[spec.name] = loaded.model
+            tokenizer = tokenizer or loaded.tokenizer
+            info[spec.name] = {"source": f"{spec.source}: {spec.path}"}
     return models, info, tokenizer
 
 
+def cache_dir_of(recipe: Recipe) -> Path:
+    """Where dequantised checkpoints of the recipe's models are kept."""
+    return Path(recipe.cache_dir) / "checkpoints"
+
+
 def _sae_info(layer: Layer, report: dict[str, Any], spec: str) -> SAEInfo:
-    rest = {k: v for k, v in report.items() if k not in ("kind", "width", *_SAE_INFO_KEYS)}
+    rest = {k: v for k, v in report.items() if k not in ("kind", "width", *_SAE_INFO_KEYS, *_CE_KEYS)}
     return SAEInfo(
         model=layer.model, hook=layer.hook, kind=report["kind"], width=int(report["width"]),
-        **{k: report.get(k) for k in _SAE_INFO_KEYS}, spec=spec, training=rest,
+        **{k: report.get(k) for k in (*_SAE_INFO_KEYS, *_CE_KEYS)}, spec=spec, training=rest,
     )
 
 
@@ -120,6 +216,10 @@ def _dataset_texts(recipe: Recipe, embedded: Any) -> list[str]:
     if ds.source == "embedded":
         # the comparison reads the stories at the end of the corpus; the same texts for both models
         return list(embedded.texts)[-ds.n_documents :]
+    if ds.source == "text":
+        from featgeom_tda.sources.texts import load_documents
+
+        return list(load_documents(ds.files, min_chars=ds.min_chars, max_documents=ds.n_documents).texts)
     from datasets import load_dataset  # network: Hugging Face hub
 
     texts = []
@@ -132,25 +232,76 @@ def _dataset_texts(recipe: Recipe, embedded: Any) -> list[str]:
     return texts
 
 
-def _layer_sae(recipe: Recipe, model: Any, layer: Layer, sspec: SAESpec, embedded: Any, tokenizer: Any,
-               texts: list[str]) -> tuple[Any, dict[str, Any]]:
-    """The SAE for one layer: the embedded one, a cached trained one, a pretrained one or one from disk."""
+def _train_or_load_saes(recipe: Recipe, model: Any, layers: list[Layer], lspecs: list[Any], embedded: Any,
+                        texts: list[str], tokens: RecipeTokens) -> dict[str, tuple[Any, dict[str, Any]]]:
+    """The SAE of each layer of one model: the embedded one, a cached or newly trained one, a pretrained one or
+    one from disk. The activations of every layer to train are collected in one forward pass."""
     from featgeom_tda.sources import saes as sae_mod
 
-    if sspec.kind == "pretrained":
-        sae = sae_mod.load_pretrained_sae(sspec.release, sspec.sae_id, device=recipe.device)
-        return sae, {"kind": "pretrained", "release": sspec.release, "sae_id": sspec.sae_id, "width": int(sae.cfg.d_sae)}
-    if sspec.kind == "disk":
-        sae = sae_mod.load_sae(sspec.path)
-        return sae, {"kind": "disk", "path": sspec.path, "width": int(sae.cfg.d_sae)}
-    if embedded is not None and layer.model in embedded.saes and embedded.hooks.get(layer.model) == layer.hook:
-        if _matches_embedded_sae(sspec, embedded):
+    out: dict[str, tuple[Any, dict[str, Any]]] = {}
+    to_train: list[tuple[Layer, SAESpec, Path]] = []
+    for layer, lspec in zip(layers, lspecs):
+        sspec = lspec.sae
+        if sspec.kind == "pretrained":
+            sae = sae_mod.load_pretrained_sae(sspec.release, sspec.sae_id, device=recipe.device)
+            out[layer.key] = sae, {"kind": "pretrained", "release": sspec.release, "sae_id": sspec.sae_id,
+                                   "width": int(sae.cfg.d_sae)}
+        elif sspec.kind == "disk":
+            sae = sae_mod.load_sae(sspec.path)
+            out[layer.key] = sae, {"kind": "disk", "path": sspec.path, "width": int(sae.cfg.d_sae)}
+        elif embedded is not None and layer.model in embedded.saes and embedded.hooks.get(layer.model) == layer.hook \
+                and _matches_embedded_sae(sspec, embedded):
             report = dict(embedded.report.get("saes", {}).get(layer.model, {}))
             sae = embedded.saes[layer.model]
-            return sae, {"kind": "train (embedded default)", "width": int(sae.cfg.d_sae), **report}
-        log.warning("%s: the recipe's SAE (%s) differs from the embedded default's; training it", layer.label,
-                    describe_sae_spec(sspec))
-    return _train_or_load_sae(recipe, model, layer, sspec, tokenizer, texts)
+            out[layer.key] = sae, {"kind": "train (embedded default)", "width": int(sae.cfg.d_sae), **report}
+        else:
+            if embedded is not None and layer.model in embedded.saes and embedded.hooks.get(layer.model) == layer.hook:
+                log.warning("%s: the recipe's SAE (%s) differs from the embedded default's; training it",
+                            layer.label, describe_sae_spec(sspec))
+            directory = _sae_cache_dir(recipe, layer, sspec, texts, tokens)
+            if (directory / "featgeom_report.json").exists():
+                out[layer.key] = (sae_mod.load_sae(directory, device=recipe.device),
+                                  json.loads((directory / "featgeom_report.json").read_text()))
+            else:
+                to_train.append((layer, sspec, directory))
+    if to_train:
+        ds = tokens.train
+        acts = sae_mod.collect_activations_at(
+            model, ds.tokens, [layer.hook for layer, _, _ in to_train], mask=ds.row_mask(keep_bos=False),
+            batch_size=recipe.batch_size, progress=True,
+        )
+        for layer, sspec, directory in to_train:
+            out[layer.key] = _train_sae(recipe, model, layer, sspec, acts.pop(layer.hook), directory)
+    return out
+
+
+def _sae_cache_dir(recipe: Recipe, layer: Layer, sspec: SAESpec, texts: list[str], tokens: RecipeTokens) -> Path:
+    key = {"model": layer.model, "hook": layer.hook, "sae": vars(sspec), "seed": recipe.seed,
+           "texts": text_digest(texts), "max_length": recipe.dataset.max_length}
+    if recipe.dataset.source == "text":  # SAEs on windows: the training windows decide the SAE
+        key["tokens"] = tokens.train.fingerprint
+    spec = next(m for m in recipe.models if m.name == layer.model)
+    if spec.path is not None:  # a checkpoint on disk: its path and dtype decide the activations
+        key["model_source"] = {"source": spec.source, "path": spec.path, "dtype": spec.dtype}
+    digest = fingerprint(key, length=12, compact=False)  # the key recipe of caches written before
+    return Path(recipe.cache_dir) / "saes" / f"{layer.model}__{layer.hook}__{digest}"
+
+
+def _train_sae(recipe: Recipe, model: Any, layer: Layer, sspec: SAESpec, acts: Any,
+               directory: Path) -> tuple[Any, dict[str, Any]]:
+    """Train an SAE on ``acts`` (n, d) of ``layer.hook`` and keep it in the cache ``directory``."""
+    from featgeom_tda.sources import saes as sae_mod
+
+    sae = sae_mod.train_sae(
+        acts, width=int(acts.shape[1]) * sspec.width_multiple, architecture=sspec.architecture, k=sspec.k,
+        l1_coefficient=sspec.l1_coefficient, hook_name=layer.hook, model_name=layer.model, model=model,
+        training_tokens=sspec.training_tokens, seed=recipe.seed, device=recipe.device,
+    )
+    report = {"kind": "train", "architecture": sspec.architecture, "width": int(sae.cfg.d_sae),
+              **sae_mod.sae_metrics(sae, acts)}
+    sae_mod.save_sae(sae, directory)
+    (directory / "featgeom_report.json").write_text(json.dumps(report))
+    return sae, report
 
 
 def describe_sae_spec(sspec: SAESpec) -> str:
@@ -169,32 +320,3 @@ def _matches_embedded_sae(sspec: SAESpec, embedded: Any) -> bool:
     if sspec.architecture == "topk":
         return sspec.k == cfg.sae_k
     return sspec.l1_coefficient == cfg.sae_l1_coefficient
-
-
-def _train_or_load_sae(recipe: Recipe, model: Any, layer: Layer, sspec: SAESpec, tokenizer: Any,
-                       texts: list[str]) -> tuple[Any, dict[str, Any]]:
-    """Train an SAE at ``layer.hook`` on the recipe's texts, or load it from the cache if trained before."""
-    from featgeom_tda.extraction.activations import tokenize_documents
-    from featgeom_tda.sources import saes as sae_mod
-
-    key = {"model": layer.model, "hook": layer.hook, "sae": vars(sspec), "seed": recipe.seed,
-           "texts": text_digest(texts), "max_length": recipe.dataset.max_length}
-    digest = fingerprint(key, length=12, compact=False)  # the key recipe of caches written before
-    directory = Path(recipe.cache_dir) / "saes" / f"{layer.model}__{layer.hook}__{digest}"
-    report_path = directory / "featgeom_report.json"
-    if report_path.exists():
-        return sae_mod.load_sae(directory, device=recipe.device), json.loads(report_path.read_text())
-    dataset = tokenize_documents(tokenizer, texts, max_length=recipe.dataset.max_length)
-    acts = sae_mod.collect_hook_activations(
-        model, dataset.tokens, layer.hook, mask=dataset.row_mask(keep_bos=False), batch_size=recipe.batch_size
-    )
-    sae = sae_mod.train_sae(
-        acts, width=int(acts.shape[1]) * sspec.width_multiple, architecture=sspec.architecture, k=sspec.k,
-        l1_coefficient=sspec.l1_coefficient, hook_name=layer.hook, model_name=layer.model, model=model,
-        training_tokens=sspec.training_tokens, seed=recipe.seed, device=recipe.device,
-    )
-    report = {"kind": "train", "architecture": sspec.architecture, "width": int(sae.cfg.d_sae),
-              **sae_mod.sae_metrics(sae, acts)}
-    sae_mod.save_sae(sae, directory)
-    report_path.write_text(json.dumps(report))
-    return sae, report

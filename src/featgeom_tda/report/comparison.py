@@ -45,11 +45,12 @@ def write_comparison_report(
     out = Path(out_dir)
     results = {k: v for k, v in results.items() if k != "report"}
     sections = build_sections(results, recipe, report_dir=out, stage_seconds=dict(stage_seconds or {}))
-    a, b = (m["name"] for m in recipe["models"])
+    names = [m["name"] for m in recipe["models"]]
+    title = f"featgeom report: {names[0]} vs {names[1]}" if len(names) == 2 else f"featgeom report: layers of {names[0]}"
     ext = results.get("extraction")
     n_tokens = ext.n_tokens if isinstance(ext, ExtractionResult) else "?"
     html = write_report(
-        out, f"featgeom report: {a} vs {b}", sections,
+        out, title, sections,
         subtitle=f"recipe {recipe['name']} · seed {recipe['seed']} · {n_tokens} tokens", summary=_summary_cards(results),
     )
     payload = {"schema_version": SCHEMA_VERSION, "recipe": recipe,

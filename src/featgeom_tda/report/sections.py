@@ -49,7 +49,8 @@ def models_section(src: SourcesResult, ext: ExtractionResult) -> Section:
     for key, s in src.saes.items():
         on_data = ext.layers.get(key)
         sae_rows.append([s.model, s.hook, s.kind, s.spec, s.width, s.fvu, s.l0, s.dead_fraction,
-                         on_data.mean_l0 if on_data else None, on_data.dead_on_data if on_data else None])
+                         on_data.mean_l0 if on_data else None, on_data.dead_on_data if on_data else None,
+                         s.ce_clean, s.ce_spliced, s.ce_zero_ablation, s.ce_loss_increase, s.ce_recovered])
     return Section(
         "models",
         "Models and SAEs compared",
@@ -58,9 +59,13 @@ def models_section(src: SourcesResult, ext: ExtractionResult) -> Section:
         tables=[
             Table("Models (loss in nats per token; the unigram entropy is the loss of a model that ignores context)",
                   ["model", "layers", "d_model", "parameters", "final loss", "unigram entropy"], model_rows, csv_name="models.csv"),
-            Table("SAEs: FVU = fraction of variance unexplained; L0 = active features per token; dead = never firing",
+            Table("SAEs: FVU = fraction of variance unexplained; L0 = active features per token; dead = never firing; "
+                  "CE = next-token cross-entropy (nats) on compared tokens with the model clean, with the SAE's "
+                  "reconstruction spliced in at the hook, and with the hook zero-ablated; recovered = (zero - spliced) "
+                  "/ (zero - clean)",
                   ["model", "hook", "kind", "recipe spec", "width", "FVU", "L0", "dead fraction", "L0 on compared tokens",
-                   "dead on compared tokens"],
+                   "dead on compared tokens", "CE clean", "CE spliced", "CE zero-ablated", "CE increase",
+                   "CE recovered"],
                   sae_rows, csv_name="saes.csv"),
         ],
     )

@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 
 from featgeom_tda.pipeline.context import RunContext
-from featgeom_tda.pipeline.layers import Layer, layer_pairs, layers_of, main_pair, pair_key
+from featgeom_tda.pipeline.layers import Layer, all_layers, layer_pairs, layers_of, main_pair, pair_key
 from featgeom_tda.pipeline.recipe import GeometrySpec
 from featgeom_tda.results import GeometryResult, MetricScore, PairGeometry, SpectraResult, SpectrumRow
 
@@ -72,14 +72,15 @@ def _heatmaps(ctx: RunContext, grid: dict[str, PairGeometry], out: Path) -> dict
         null = np.full_like(score, np.nan)
         for i, a in enumerate(la):
             for j, b in enumerate(lb):
-                entry = grid[pair_key(a, b)].metrics.get(metric)
+                key = pair_key(a, b) if pair_key(a, b) in grid else pair_key(b, a)  # one model: each pair once
+                entry = grid[key].metrics.get(metric) if key in grid else None  # one model: no layer vs itself
                 if entry is not None:
                     score[i, j], null[i, j] = entry.score, entry.null_mean
         path = out / f"heatmap_{metric}.png"
         plot_metric_heatmap(
             score, null, path, metric_label=METRIC_LABELS[metric],
             row_labels=[a.hook.replace(".hook_", "\n") for a in la], col_labels=[b.hook.replace(".hook_", "\n") for b in lb],
-            row_title=ctx.recipe.models[0].name, col_title=ctx.recipe.models[1].name,
+            row_title=ctx.recipe.models[0].name, col_title=ctx.recipe.models[-1].name,
         )
         paths[metric] = str(path)
     return paths
@@ -112,7 +113,7 @@ def _spectra(ctx: RunContext, out: Path) -> SpectraResult:
 
     seed = ctx.recipe.seed
     spectra = {f"SAE decoder {layer.label}": spectrum(ctx.decoder_rows(layer))
-               for side in (0, 1) for layer in layers_of(ctx.recipe, side)}
+               for layer in all_layers(ctx.recipe)}
     for name, model in ctx.sources.models.items():
         if not getattr(model.cfg, "attn_only", False):
             for layer in range(int(model.cfg.n_layers)):
