@@ -27,6 +27,7 @@ _EXPORTS: dict[str, str] = {
     "svcca": "featgeom_tda.analyses.geometry",
     "svcca_result": "featgeom_tda.analyses.geometry",
     "SVCCAResult": "featgeom_tda.analyses.geometry",
+    "pwcca": "featgeom_tda.analyses.geometry",
     "linear_cka": "featgeom_tda.analyses.geometry",
     "rsa": "featgeom_tda.analyses.geometry",
     "procrustes": "featgeom_tda.analyses.geometry",

@@ -1,6 +1,7 @@
 """Geometry of paired feature sets: similarity metrics, their seeded baselines, concept subspaces, spectra.
 
 - :mod:`.similarity`: SVCCA, linear CKA, RSA, Procrustes, kNN Jaccard, mutual kNN of paired rows.
+- :mod:`.pwcca`: projection-weighted CCA (Morcos et al. 2018) with SVCCA's component rule.
 - :mod:`.baselines`: random-pairing permutation tests (with exact fast paths) and random-subset baselines.
 - :mod:`.subspaces`: per-concept comparison of feature subspaces.
 - :mod:`.spectra`: singular-value spectra, effective rank, power-law slope, Gaussian baselines (figures: :mod:`featgeom_tda.viz.spectra`).
@@ -15,6 +16,7 @@ from featgeom_tda.analyses.geometry.baselines import (
     random_subset_baseline,
     resolve_metric,
 )
+from featgeom_tda.analyses.geometry.pwcca import PWCCAResult, pwcca, pwcca_result
 from featgeom_tda.analyses.geometry.similarity import (
     SVCCAResult,
     knn_jaccard,
@@ -42,6 +44,7 @@ from featgeom_tda.analyses.geometry.subspaces import (
 
 __all__ = [
     "METRIC_NAMES",
+    "PWCCAResult",
     "PermutationResult",
     "SVCCAResult",
     "Spectrum",
@@ -57,6 +60,8 @@ __all__ = [
     "principal_angle_cosines",
     "principal_angle_similarity",
     "procrustes",
+    "pwcca",
+    "pwcca_result",
     "random_spectrum",
     "random_subset_baseline",
     "resolve_metric",

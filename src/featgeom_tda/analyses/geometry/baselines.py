@@ -39,6 +39,7 @@ from featgeom_tda.core._validation import (
     check_positive_int,
     check_same_rows,
 )
+from featgeom_tda.analyses.geometry import pwcca as pw
 from featgeom_tda.analyses.geometry import similarity as sim
 from featgeom_tda.analyses.geometry.fast_nulls import (
     Scorer,
@@ -333,6 +334,7 @@ _REGISTRY: dict[str, _MetricSpec] = {
         _MetricSpec("procrustes", "Procrustes", sim.procrustes, _fast_procrustes, lambda: None),
         _MetricSpec("knn_jaccard", "kNN Jaccard", sim.knn_jaccard, _fast_knn_jaccard, _check_knn_options),
         _MetricSpec("mutual_knn", "mutual kNN", sim.mutual_knn, _fast_mutual_knn, _check_knn_options),
+        _MetricSpec("pwcca", "PWCCA", pw.pwcca, pw._fast_pwcca, pw._check_pwcca_options, pw._observe_pwcca),
     )
 }
 _ALIASES = {"linear_cka": "cka"}
@@ -419,7 +421,7 @@ def permutation_test(
 
     Args:
         metric: a name (``"svcca"``, ``"cka"`` / ``"linear_cka"``, ``"rsa"``, ``"procrustes"``, ``"knn_jaccard"``,
-            ``"mutual_knn"``) or a callable ``f(X, Y, **metric_kwargs) -> float`` (called with float64 numpy
+            ``"mutual_knn"``, ``"pwcca"``) or a callable ``f(X, Y, **metric_kwargs) -> float`` (called with float64 numpy
             arrays).
         X: (n, d1) array; Y: (n, d2) array; row i of X paired with row i of Y.
         n_permutations: number of null scores; the smallest possible p-value is 1 / (1 + n_permutations).
@@ -433,7 +435,7 @@ def permutation_test(
         the observed score or any null score is NaN (a NaN never counts as >= the score).
     Raises:
         ValueError: invalid arguments; ``n_permutations`` whose null would exceed ``MAX_NULL_BYTES`` (before any
-        work); a saturated SVCCA (``k_x + k_y > n - 1``).
+        work); a saturated SVCCA or PWCCA (``k_x + k_y > n - 1``).
 
     For the named metrics, which are all invariant to a positive isotropic scaling, inputs of extreme magnitude
     are first rescaled by an exact power of two (as the metrics themselves do), so that the fast null neither
