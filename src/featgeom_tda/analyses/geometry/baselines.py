@@ -421,8 +421,8 @@ def permutation_test(
 
     Args:
         metric: a name (``"svcca"``, ``"cka"`` / ``"linear_cka"``, ``"rsa"``, ``"procrustes"``, ``"knn_jaccard"``,
-            ``"mutual_knn"``, ``"pwcca"``) or a callable ``f(X, Y, **metric_kwargs) -> float`` (called with float64 numpy
-            arrays).
+            ``"mutual_knn"``, ``"pwcca"``) or a callable ``f(X, Y, **metric_kwargs) -> float`` (called with float64
+            numpy arrays).
         X: (n, d1) array; Y: (n, d2) array; row i of X paired with row i of Y.
         n_permutations: number of null scores; the smallest possible p-value is 1 / (1 + n_permutations).
         seed: permutations are ``np.random.default_rng(seed).permutation(n)``, drawn in order.
