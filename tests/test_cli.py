@@ -6,6 +6,7 @@ from pathlib import Path
 import pytest
 
 from featgeom_tda import cli
+from featgeom_tda.cli import main
 
 BIN = Path(sys.executable).parent
 
@@ -145,3 +146,45 @@ def test_an_internal_error_is_one_line_with_a_pointer_to_debug(monkeypatch, caps
     assert "internal error: RuntimeError: boom" in err and "--debug" in err and "Traceback" not in err
     with pytest.raises(RuntimeError, match="boom"):
         cli.main(["--debug", "info"])
+
+
+def test_open_prints_the_report_path_where_there_is_no_browser(tmp_path, capsys, monkeypatch):
+    import webbrowser
+
+    def no_browser(*args, **kwargs):
+        raise webbrowser.Error("no browser")
+
+    monkeypatch.setattr(webbrowser, "get", no_browser)
+    report = tmp_path / "run" / "report" / "report.html"
+    report.parent.mkdir(parents=True)
+    report.write_text("<html></html>")
+    capsys.readouterr()
+    assert main(["open", str(tmp_path / "run")]) == 0
+    assert capsys.readouterr().out.strip() == str(report.resolve())
+    assert main(["open", str(tmp_path / "nothing")]) == 2
+    assert "holds no report" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("precision, code", [(0.9, 0), (0.5, 1)])
+def test_synthetic_exits_1_when_a_requested_check_fails(monkeypatch, capsys, precision, code):
+    from types import SimpleNamespace
+
+    from featgeom_tda.pipeline import selfcheck_sweep
+
+    def fake_check(*, on_card=None, **kwargs):
+        on_card(SimpleNamespace(precision=precision, recall=0.95))
+        return "scorecard"
+
+    monkeypatch.setattr(selfcheck_sweep, "run_synthetic_check", fake_check)
+    capsys.readouterr()
+    assert main(["synthetic", "--min-precision", "0.8", "--min-recall", "0.9"]) == code
+    err = capsys.readouterr().err
+    assert (code == 1) == ("check failed: precision 0.500 < 0.8" in err)
+
+
+def test_help_documents_the_exit_codes(capsys):
+    with pytest.raises(SystemExit):
+        main(["--help"])
+    out = capsys.readouterr().out
+    for code in ("0  done", "1  a check", "2  a user error", "3  an internal error"):
+        assert code in out

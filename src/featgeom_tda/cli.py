@@ -174,12 +174,26 @@ def _cmd_match(args: argparse.Namespace) -> int:
 def _add_synthetic(p: argparse.ArgumentParser) -> None:
     p.add_argument("--seed", type=_seed, default=0, help="random seed (an integer >= 0)")
     p.add_argument("--sweep", action="store_true", help="also sweep the shared fraction and the SAE width")
+    p.add_argument("--min-precision", type=float, default=None, metavar="F",
+                   help="exit 1 when the matching's precision is below F")
+    p.add_argument("--min-recall", type=float, default=None, metavar="F",
+                   help="exit 1 when the recall of shared features is below F")
 
 
 def _cmd_synthetic(args: argparse.Namespace) -> int:
     from featgeom_tda.pipeline.selfcheck_sweep import run_synthetic_check
 
-    print(run_synthetic_check(seed=args.seed, sweep=args.sweep))
+    from featgeom_tda.core._validation import check_number
+
+    limits = {name: check_number(value, f"--min-{name}", low=0.0, high=1.0)
+              for name, value in (("precision", args.min_precision), ("recall", args.min_recall)) if value is not None}
+    cards = []
+    print(run_synthetic_check(seed=args.seed, sweep=args.sweep, on_card=cards.append))
+    below = [f"{name} {getattr(cards[0], name):.3f} < {limit:g}" for name, limit in limits.items()
+             if not getattr(cards[0], name) >= limit]  # NaN counts as below
+    if below:
+        print(f"featgeom synthetic: check failed: {'; '.join(below)}", file=sys.stderr)
+        return 1
     return 0
 
 
@@ -257,6 +271,31 @@ def _cmd_topology(args: argparse.Namespace) -> int:
     return 0
 
 
+def _add_open(p: argparse.ArgumentParser) -> None:
+    p.add_argument("out", nargs="?", default="featgeom_out/embedded",
+                   help="a run's output folder or an .html file (default: featgeom_out/embedded, the demo's)")
+
+
+def _cmd_open(args: argparse.Namespace) -> int:
+    import webbrowser
+    from pathlib import Path
+
+    target = Path(args.out)
+    if target.is_dir():
+        target = target / "report" / "report.html"
+    if not target.is_file():
+        raise CommandError(f"{args.out} holds no report ({target} does not exist); run a recipe into it first")
+    url = target.resolve().as_uri()
+    try:
+        webbrowser.get()
+    except webbrowser.Error:
+        print(target.resolve())  # no browser here: the path to open elsewhere
+        return 0
+    webbrowser.open(url)
+    print(f"opened {target.resolve()}")
+    return 0
+
+
 def _add_store_info(p: argparse.ArgumentParser) -> None:
     p.add_argument("path", help="an activation store directory")
     p.add_argument("--verify", action="store_true", help="check every shard's checksum")
@@ -274,6 +313,7 @@ COMMANDS: dict[str, tuple[str, Callable[[argparse.ArgumentParser], None], Callab
     "topology": ("Mapper HTML and persistent homology of one weight matrix (e.g. an SAE decoder)", _add_topology, _cmd_topology),
     "store-info": ("describe (and optionally verify) an activation store", _add_store_info, _cmd_store_info),
     "store-repair": ("rebuild a damaged or lost store manifest from the intact, checksummed shards", _add_store_repair, _cmd_store_repair),
+    "open": ("open a run's report in the browser (or print its path where there is none)", _add_open, _cmd_open),
     "info": ("print the version and the public API", lambda p: None, _cmd_info),
 }
 
@@ -282,12 +322,31 @@ HEAVY_COMMANDS = {"demo", "run", "report", "build-default", "synthetic", "match"
 MAX_THREADS = 1024  # torch threads; more is a typo, not a machine
 
 
+def _quiet_dependencies(level: int) -> None:
+    """Keep the libraries below us at WARNING unless -vv asks for everything."""
+    for name in ("transformer_lens", "sae_lens", "transformers", "huggingface_hub", "numba", "matplotlib", "urllib3",
+                 "filelock", "kmapper", "PIL"):
+        logging.getLogger(name).setLevel(max(level, logging.WARNING) if level > logging.DEBUG else logging.DEBUG)
+
+
+EXIT_CODES = """exit codes:
+  0  done
+  1  a check the user asked for did not pass (e.g. featgeom synthetic below its recovery threshold)
+  2  a user error: one line naming the argument or file and what was expected
+  3  an internal error: one line; --debug shows the traceback
+  130 interrupted (Ctrl-C); finished stages and store shards are kept and a rerun resumes"""
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(
         prog="featgeom",
         description="Geometry and topology of SAE features across language models.",
+        epilog=EXIT_CODES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("-v", "--verbose", action="store_true", help="log debug messages")
+    parser.add_argument("-v", "--verbose", action="count", default=0,
+                        help="-v: progress messages (INFO); -vv: internals too (DEBUG)")
+    parser.add_argument("-q", "--quiet", action="store_true", help="errors only (no progress lines or summary)")
     parser.add_argument("--debug", action="store_true", help="show the Python traceback of an internal error")
     parser.add_argument(
         "--threads", type=int, default=1, metavar="N",
@@ -306,9 +365,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     line; ``--debug`` shows the traceback)."""
     parser = build_parser()
     args = parser.parse_args(argv)
-    logging.basicConfig(
-        level=logging.DEBUG if args.verbose else logging.INFO, format="%(levelname)s %(name)s: %(message)s"
-    )
+    level = logging.ERROR if args.quiet else (logging.WARNING, logging.INFO, logging.DEBUG)[min(args.verbose, 2)]
+    logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s", force=True)
+    _quiet_dependencies(level)
+    if args.quiet:
+        import os
+
+        os.environ["TQDM_DISABLE"] = "1"
     if getattr(args, "_run", None) is None:
         parser.print_help()
         return 2
@@ -331,6 +394,12 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         torch.set_num_threads(args.threads)
     try:
+        if args.quiet:
+            import contextlib
+            import io
+
+            with contextlib.redirect_stdout(io.StringIO()):
+                return int(args._run(args) or 0)
         return int(args._run(args) or 0)
     except (CommandError, ValueError, FileNotFoundError, FileExistsError, NotADirectoryError, IsADirectoryError,
             PermissionError) as exc:

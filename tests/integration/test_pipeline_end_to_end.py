@@ -74,7 +74,7 @@ def test_cli_report_rebuilds_from_cache(small_run, capsys):
     os.utime(html, (0, 0))
     assert cli.main(["report", recipe.output_dir]) == 0
     out = capsys.readouterr().out
-    assert f"report: {html}" in out
+    assert re.search(rf"^  report\s+{re.escape(str(html))}$", out, re.M)
     for stage in STAGES[:-1]:
         assert re.search(rf"^  {stage}\s+cached$", out, re.M), stage
     assert html.stat().st_mtime > 0  # written again
@@ -83,3 +83,30 @@ def test_cli_report_rebuilds_from_cache(small_run, capsys):
         record = json.loads((Path(recipe.output_dir) / stage / "stage.json").read_text())
         # results.json is strict JSON: the NaN a stage record may hold is written as null there
         assert results["stages"][stage] == to_plain_json(record["results"]), stage
+
+
+def test_cli_run_prints_one_line_per_stage_and_a_summary(small_run, tmp_path, capsys):
+    """The default output: no log lines, one line per stage, then the summary (models, pairs, scores beside their
+    nulls, the report). ``-v`` adds the progress messages; ``-q`` prints nothing."""
+    recipe, pipe = small_run
+    path = tmp_path / "small.yaml"
+    path.write_text(yaml.safe_dump(recipe.to_dict()))
+    capsys.readouterr()
+    assert cli.main(["run", str(path)]) == 0
+    captured = capsys.readouterr()
+    out, err = captured.out, captured.err
+    assert "INFO" not in out + err and "DEBUG" not in out + err
+    stage_lines = [line for line in out.splitlines() if re.match(r"^  \S+\s+(cached|\s*[0-9.]+ s)$", line)]
+    assert [line.split()[0] for line in stage_lines] == list(STAGES)
+    assert re.search(r"^  models\s+tiny-1L vs tiny-2L$", out, re.M)
+    assert re.search(r"^  layer pairs 2; main pair ", out, re.M)
+    assert re.search(r"^    cka\s+[0-9.-]+  \(null [0-9.-]+ ± [0-9.]+, p [0-9.e-]+\)$", out, re.M)
+    assert re.search(r"^  report\s+\S+report\.html$", out, re.M)
+
+    assert cli.main(["-v", "run", str(path)]) == 0
+    verbose = capsys.readouterr()
+    assert "INFO featgeom_tda.pipeline.runner: stage sources: unchanged inputs" in verbose.err
+
+    assert cli.main(["-q", "run", str(path)]) == 0
+    quiet = capsys.readouterr()
+    assert quiet.err == "" and quiet.out == ""

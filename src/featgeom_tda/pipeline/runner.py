@@ -114,8 +114,9 @@ class Pipeline:
         return fingerprint({"stage": name, "sections": sections, "upstream": upstream, "version": __version__,
                             "schema": SCHEMA_VERSION})
 
-    def run(self, *, stop_after: str | None = None) -> dict[str, StageRecord]:
-        """Run every stage in order (or up to ``stop_after``), reusing the cached ones."""
+    def run(self, *, stop_after: str | None = None, on_stage: Any = None) -> dict[str, StageRecord]:
+        """Run every stage in order (or up to ``stop_after``), reusing the cached ones; ``on_stage(record)`` is
+        called as each stage ends."""
         import yaml
         from tqdm.auto import tqdm
 
@@ -129,6 +130,8 @@ class Pipeline:
             self.records[name] = record
             self.context.stage_results[name] = record.result
             self.context.stage_seconds[name] = 0.0 if record.cached else record.seconds
+            if on_stage is not None:
+                on_stage(record)
         return self.records
 
     def _cached(self, name: str, fp: str) -> StageRecord | None:
@@ -172,11 +175,12 @@ def _plain(obj: Any) -> Any:
 
 
 def run_recipe(
-    recipe: Recipe, *, out_dir: str | Path | None = None, force: list[str] | None = None, stop_after: str | None = None
+    recipe: Recipe, *, out_dir: str | Path | None = None, force: list[str] | None = None, stop_after: str | None = None,
+    on_stage: Any = None,
 ) -> Pipeline:
     """Run ``recipe`` and return the finished :class:`Pipeline` (its ``records`` hold every stage's result)."""
     pipe = Pipeline(recipe, Path(out_dir or recipe.output_dir), force=set(force or []))
-    pipe.run(stop_after=stop_after)
+    pipe.run(stop_after=stop_after, on_stage=on_stage)
     return pipe
 
 
@@ -188,13 +192,34 @@ def run_recipe_file(path: str | Path, *, out_dir: str | Path | None = None, forc
     check_hooks(recipe, where=str(path))  # before any model is built or trained
     check_output_dir(out_dir or recipe.output_dir, "output directory")
     check_output_dir(recipe.cache_dir, "cache_dir")
+    from tqdm.auto import tqdm
+
+    def stage_line(record: StageRecord) -> None:
+        tqdm.write(f"  {record.name:<15} {'cached' if record.cached else f'{record.seconds:7.1f} s'}")
+
     total = time.perf_counter()
-    pipe = run_recipe(recipe, out_dir=out_dir, force=force)
+    pipe = run_recipe(recipe, out_dir=out_dir, force=force, on_stage=stage_line)
     total = time.perf_counter() - total
-    lines = [f"{recipe.name}: finished in {total:.1f} s"]
-    for name, rec in pipe.records.items():
-        lines.append(f"  {name:<15} {'cached' if rec.cached else f'{rec.seconds:7.1f} s'}")
-    if "report" in pipe.records:
-        lines.append(f"report: {pipe.results('report').html}")
-    print("\n".join(lines))
+    print(run_summary(pipe, total))
     return 0
+
+
+def run_summary(pipe: Pipeline, seconds: float) -> str:
+    """The lines a run ends with: models, layer pairs, the main pair's scores beside their nulls, the report."""
+    recipe = pipe.recipe
+    names = [m.name for m in recipe.models]
+    lines = [f"{recipe.name}: finished in {seconds:.1f} s",
+             f"  models      {' vs '.join(names) if len(names) == 2 else f'layers of {names[0]}'}"]
+    if "matching" in pipe.records:
+        match = pipe.results("matching")
+        main = match.pairs[match.main_pair]
+        lines.append(f"  layer pairs {len(match.pairs)}; main pair {main.a} vs {main.b}: {main.n_pairs} matched features"
+                     + (f" (mean correlation {main.mean_correlation:.3f})" if main.mean_correlation is not None else ""))
+        if "geometry" in pipe.records:
+            entry = pipe.results("geometry").grid.get(match.main_pair)
+            for metric, s in (entry.metrics.items() if entry is not None else []):
+                null = f"null {s.null_mean:.3f} ± {s.null_std:.3f}, p {s.p_value:.3g}" if s.null_mean is not None else "no null"
+                lines.append(f"    {metric:<12} {s.score:7.3f}  ({null})")
+    if "report" in pipe.records:
+        lines.append(f"  report      {pipe.results('report').html}")
+    return "\n".join(lines)

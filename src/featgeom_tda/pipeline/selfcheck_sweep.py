@@ -158,8 +158,12 @@ def run_synthetic_check(
     shared_fractions: Sequence[float] = (0.0, 0.25, 0.5, 0.75, 1.0),
     width_multiples: Sequence[float] = (1.0, 2.0, 4.0),
     progress: bool = False,
+    on_card: Any = None,
 ) -> str:
-    """One scorecard (and optionally the sweeps) as markdown: the synthetic self-check of the package."""
+    """One scorecard (and optionally the sweeps) as markdown: the synthetic self-check of the package.
+
+    ``on_card``, if given, is called with the main :class:`Scorecard` (e.g. to check it against thresholds).
+    """
     n_features = check_positive_int(n_features, "n_features")
     shared_fraction = check_fraction(shared_fraction, "shared_fraction", open_low=False)
     n_shared = int(round(shared_fraction * n_features))
@@ -169,6 +173,8 @@ def run_synthetic_check(
     )  # fmt: skip
     options = dict(architecture=architecture, threshold=threshold, n_permutations=n_permutations, steps=steps)
     card = check_pipeline(pair, width_multiple=width_multiple, seed=seed, progress=progress, **options)
+    if on_card is not None:
+        on_card(card)
     text = [
         f"## Synthetic check: {n_shared} shared + {n_features - n_shared} private features per model, "
         f"d_a={d_a}, d_b={d_b}, {n_samples} samples, {architecture} SAE at {width_multiple:g}x",

@@ -130,7 +130,7 @@ def check_run_cost(
     t = enclosing_radius(dist) if threshold is None else float(threshold)
     counts = simplex_counts(dist, t, maxdim, seed=seed)
     cost = run_cost(n, counts)
-    logger.info(
+    logger.debug(
         "persistence: %d points, maxdim %d, threshold %.4g: about %s simplices by dimension, %.2f GB, %.0f s",
         n, maxdim, t, [f"{c:.3g}" for c in counts], cost[0] / 1e9, cost[1],
     )

@@ -127,7 +127,7 @@ def engine_runner(engine: str, maxdim: int, coeff: int, n_threads: int, budget_b
             return _oineus_diagrams(dist, t, maxdim, n_threads), "oineus"
         sparse = n_edges <= _OINEUS_MAX_EDGE_DENSITY * n * (n - 1) / 2
         chosen = "oineus" if fits and sparse else "giotto"
-        logger.info(
+        logger.debug(
             "threshold %.4g: %d edges (%.1f%% of all), about %d triangles; oineus would need %.2f GB -> %s",
             thresh, n_edges, 100.0 * n_edges / max(1, n * (n - 1) // 2), n_triangles, need / 1e9, chosen,
         )

@@ -188,7 +188,7 @@ def persistence(
     bars = canonical_bars(dgms)
     if not exact and used >= float(dist.max()):
         exact = True  # a threshold at or above every distance is the full filtration
-    logger.info("persistence: %d bars in %.2f s (threshold %s, exact %s)", bars.shape[0], seconds, used, exact)
+    logger.debug("persistence: %d bars in %.2f s (threshold %s, exact %s)", bars.shape[0], seconds, used, exact)
     return PersistenceDiagrams(
         bars=bars,
         maxdim=maxdim,
@@ -244,7 +244,7 @@ def _check_threshold(threshold: Any) -> str | float | None:
 def _check_memory(n_eff: int, *, maxdim: int, auto: bool, budget_gb: float, metric: str, engine: str) -> None:
     """Log the n^2 memory estimate of a run and refuse it (ValueError naming ``n_landmarks``) over the budget."""
     estimate = quadratic_bytes(n_eff, maxdim, auto)
-    logger.info(
+    logger.debug(
         "persistence: %d points, maxdim %d, %s metric, %s engine; memory %.2f GB without the simplices above H1 "
         "(budget %.2f GB)",
         n_eff, maxdim, metric, engine, estimate / 1e9, budget_gb,

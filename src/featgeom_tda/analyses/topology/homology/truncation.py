@@ -63,15 +63,15 @@ def certified_run(dist: np.ndarray, run, *, maxdim: int, seed: int, certify: boo
         dgms, engine_used = run(dist, t)
         n_inf = [int(np.isinf(d[:, 1]).sum()) for d in dgms]
         if n_inf[0] != 1 or (maxdim >= 1 and n_inf[1] != 0):
-            logger.info("auto threshold %.4g: %s classes alive, raising the threshold", t, n_inf)
+            logger.debug("auto threshold %.4g: %s classes alive, raising the threshold", t, n_inf)
             continue
         if not certify:
             return (dgms, engine_used), t, False
         if maxdim == 0 or cone_certificate(dist, t, seed=seed):
-            logger.info("auto threshold %.4g certified exact", t)
+            logger.debug("auto threshold %.4g certified exact", t)
             return (dgms, engine_used), t, True
-        logger.info("auto threshold %.4g: cone condition not certified, raising the threshold", t)
-    logger.info("auto threshold: running the full filtration")
+        logger.debug("auto threshold %.4g: cone condition not certified, raising the threshold", t)
+    logger.debug("auto threshold: running the full filtration")
     return run(dist, math.inf), math.inf, True
 
 

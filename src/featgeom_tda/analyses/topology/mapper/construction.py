@@ -241,7 +241,7 @@ def mapper_graph(
         eps_value = scale * choose_eps(x, metric=metric, min_samples=max(2, min_samples), quantile=eps_quantile, seed=seed)
     data = unit_rows(x.astype(np.float32)) if metric == "cosine" else x.astype(np.float32)
     model = _clusterer(clusterer, eps=eps_value, min_samples=min_samples, metric=metric)
-    logger.info(
+    logger.debug(
         "mapper: %d rows, lens %s %s, %d cubes per dimension, overlap %.2f, %s eps=%.4g",
         n, lens_name, lens_values.shape, n_cubes, ov, clusterer, eps_value,
     )
