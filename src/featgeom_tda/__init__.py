@@ -51,6 +51,8 @@ _EXPORTS: dict[str, str] = {
     "ActivationSource": "featgeom_tda.extraction.activations",
     "extract_activations": "featgeom_tda.extraction.activations",
     "load_activations": "featgeom_tda.extraction.activations",
+    "align_tokens": "featgeom_tda.extraction.alignment",
+    "TokenAlignment": "featgeom_tda.extraction.alignment",
     "build_embedded_default": "featgeom_tda.sources.embedded",
     "decoder_weights": "featgeom_tda.sources.weights",
     "mlp_out_weights": "featgeom_tda.sources.weights",
