@@ -6,7 +6,7 @@ import re
 import pytest
 
 from featgeom_tda.report.comparison import SECTION_IDS, build_sections, write_comparison_report
-from featgeom_tda.report.html import write_report
+from featgeom_tda.report.html import ScoreCell, write_report
 from featgeom_tda.results import STAGE_RESULTS
 
 EVIL = "<script>alert(1)</script>"
@@ -103,15 +103,29 @@ def test_every_section_shows_its_numbers(tmp_path):
     """A section that silently lost its data would render an empty table: each table has rows."""
     sections = build_sections(typed_results(tmp_path), RECIPE, report_dir=tmp_path, stage_seconds={"sources": 1.0})
     for s in sections:
-        assert s.tables or s.figures or s.links, s.id
+        assert s.tables or s.figures or s.links or s.embeds, s.id
         for t in s.tables:
             assert len(t.rows) > 0, (s.id, t.caption)
             assert all(len(r) == len(t.columns) for r in t.rows), (s.id, t.caption)
     by_id = {s.id: s for s in sections}
     sim = by_id["similarity"].tables[0].rows
-    assert ["A__h", "B__h", 5, "SVCCA", 0.8, 0.2, 0.05, 0.001, 0.21] in sim
+    assert ["A__h", "B__h", 5, "SVCCA", ScoreCell(0.8, 0.2, 0.05, 0.001), 0.21] in sim  # the score beside its null
     assert by_id["steering"].tables[0].rows == [[0.0, 0.0, 0.1, 0.1, 0.0, 0.0]]
-    assert by_id["mapper"].tables[1].rows[0] == ["same", 4, 0.5, 0.1, 0.05, 5.0, 0.01]
+    assert by_id["mapper"].tables[1].rows[0] == ["same", 4, ScoreCell(0.5, 0.1, 0.05, 0.01), 5.0]
+
+
+def test_a_score_cell_renders_beside_its_null_and_expands_in_the_csv(tmp_path):
+    import csv
+
+    out = write_comparison_report(tmp_path / "report", recipe=RECIPE, results=typed_results(tmp_path))
+    html = open(out.html).read()
+    assert '<td class="score"><b>0.8</b> <span class="null">(null 0.2 ± 0.05, p 0.001)</span></td>' in html
+    with open(tmp_path / "report" / "similarity.csv") as fh:
+        rows = list(csv.reader(fh))
+    assert rows[0][4:8] == ["score", "score null mean", "score null std", "score p-value"]
+    assert rows[1][4:8] == ["0.8", "0.2", "0.05", "0.001"]
+    assert "How to read this:" in html and '<details class="code">' in html and "onclick=\"zoom(this)\"" in html
+    assert '<span class="key">name</span>' in html  # the recipe as highlighted YAML
 
 
 def test_missing_stage_gives_a_note_not_a_crash(tmp_path):

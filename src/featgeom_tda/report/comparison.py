@@ -112,10 +112,13 @@ def build_sections(
 
 
 def _reproducibility_section(recipe: dict[str, Any], stage_seconds: dict[str, float]) -> Section:
+    import yaml
+
     rows = [[k, v] for k, v in stage_seconds.items()]
     return Section(
         "reproducibility",
         "Recipe and run",
+        how_to_read="rerun the recipe below with `featgeom run` to reproduce every number (seeded).",
         tables=[Table("Stage times (seconds; 0 when reused from the cache)", ["stage", "seconds"], rows)],
-        notes=["Recipe: " + json.dumps(recipe, sort_keys=True)],
+        code=[("Recipe (YAML; click to show)", yaml.safe_dump(recipe, sort_keys=False))],
     )

@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import Any
 
 from featgeom_tda.analyses.geometry.baselines import METRIC_LABELS
-from featgeom_tda.report.html import Figure, Section, Table
+from featgeom_tda.report.html import Figure, ScoreCell, Section, Table
 from featgeom_tda.results import (
     ExtractionResult,
     GeometryResult,
@@ -54,6 +54,7 @@ def models_section(src: SourcesResult, ext: ExtractionResult) -> Section:
     return Section(
         "models",
         "Models and SAEs compared",
+        how_to_read="low FVU and a small CE increase (recovered near 1) mean the SAE is faithful: check this before trusting any match.",
         intro=(f"Both models read the same {ext.n_tokens} token rows from {ext.n_docs} documents "
                "(tokenized once; padding never counted; BOS dropped)."),
         tables=[
@@ -80,6 +81,7 @@ def matching_section(match: MatchingResult) -> Section:
     return Section(
         "matching",
         "Feature matching",
+        how_to_read="many pairs with high correlation say the two dictionaries share features; dead and unassigned counts say what was left out.",
         intro="Features paired by the Pearson correlation of their activations over the shared token rows; "
         "dead features are never matched, and every filter records how many pairs it removed.",
         tables=[Table("Matchings per layer pair", columns, rows, csv_name="matching.csv")],
@@ -91,19 +93,21 @@ def similarity_section(geo: GeometryResult) -> Section:
     rows = []
     for entry in geo.grid.values():
         if entry.skipped:
-            rows.append([entry.a, entry.b, entry.n_pairs, entry.skipped, None, None, None, None, None])
+            rows.append([entry.a, entry.b, entry.n_pairs, entry.skipped, None, None])
             continue
         for metric, s in entry.metrics.items():
             label = _svcca_label(entry.svcca_details) if metric == "svcca" else _label(metric)
-            rows.append([entry.a, entry.b, entry.n_pairs, label, s.score, s.null_mean, s.null_std, s.p_value, s.subset_mean])
+            rows.append([entry.a, entry.b, entry.n_pairs, label, ScoreCell(s.score, s.null_mean, s.null_std, s.p_value),
+                         s.subset_mean])
         rows.append([entry.a, entry.b, entry.n_pairs, "SVCCA, 1 component (as the original code computed it)",
-                     entry.svcca_single_component, None, None, None, None])
+                     ScoreCell(entry.svcca_single_component), None])
     figures = [Figure(f"{_label(m)} per layer pair: matched pairs vs random pairing", p)
                for m, p in geo.heatmaps.items() if Path(p).exists()]
-    columns = ["layer A", "layer B", "pairs", "metric", "score", "null mean", "null std", "p-value", "random-subset mean"]
+    columns = ["layer A", "layer B", "pairs", "metric", "score", "random-subset mean"]
     return Section(
         "similarity",
         "Similarity of the paired decoder spaces",
+        how_to_read="a score means something only well above its null (small p); the heatmaps show every layer pair at once.",
         intro="Decoder rows of matched features compared with each metric. Null: the same metric with B's rows "
         "randomly re-paired (seeded permutations); p = (1 + #null >= score) / (1 + permutations). Subset baseline: "
         "randomly drawn, unmatched feature subsets of the same size.",
@@ -125,8 +129,8 @@ def pairs_section(interp: InterpretationResult) -> Section:
         ctx_a = " | ".join(e.context for e in p.examples_a)
         ctx_b = " | ".join(e.context for e in p.examples_b)
         rows.append([p.feature_a, p.feature_b, p.correlation, p.concept_a or "", p.concept_b or "", ctx_a, ctx_b])
-    score_rows = [[key, e.same_token["n_pairs"], e.same_token["score"], e.same_token["baseline_mean"],
-                   e.same_token["baseline_std"], e.same_token["p_value"]]
+    score_rows = [[key, e.same_token["n_pairs"], ScoreCell(e.same_token["score"], e.same_token["baseline_mean"],
+                                                           e.same_token["baseline_std"], e.same_token["p_value"])]
                   for key, e in interp.pairs.items() if e.same_token]
     notes = []
     if entry is not None and entry.concept_agreement is not None:
@@ -136,12 +140,13 @@ def pairs_section(interp: InterpretationResult) -> Section:
     return Section(
         "pairs",
         "Top matched pairs and their examples",
+        how_to_read="read the two example columns side by side: a real match fires on the same kind of token in both models.",
         intro="The best-correlated pairs of the main layer pair with their top-activating examples (the firing token in [[ ]]).",
         tables=[
             Table("Top pairs", ["feature A", "feature B", "correlation", "concept A", "concept B", "examples A", "examples B"],
                   rows, csv_name="top_pairs.csv"),
             Table("Same-token score: fraction of pairs whose top-activating token sets overlap, vs randomly re-paired features",
-                  ["layer pair", "pairs", "score", "baseline mean", "baseline std", "p-value"], score_rows, csv_name="same_token.csv"),
+                  ["layer pair", "pairs", "score"], score_rows, csv_name="same_token.csv"),
         ],
         notes=notes,
     )
@@ -152,18 +157,19 @@ def subspaces_section(geo: GeometryResult) -> Section:
     for s in geo.subspaces:
         sizes = [s["concept"], s["n_features_a"], s["n_features_b"], s["n_pairs"]]
         if s["skipped"]:
-            rows.append(sizes + ["skipped: " + str(s["skipped"]), None, None, None])
+            rows.append(sizes + ["skipped: " + str(s["skipped"]), None])
             continue
         details = s.get("details", {})
         for metric, score in s["scores"].items():
             label = _svcca_label(details.get(metric, {})) if metric == "svcca" else _label(metric)
-            rows.append(sizes + [label, score, s["null_means"].get(metric), s["p_values"].get(metric)])
+            rows.append(sizes + [label, ScoreCell(score, s["null_means"].get(metric), None, s["p_values"].get(metric))])
         for metric, reason in s.get("metric_errors", {}).items():
-            rows.append(sizes + [f"{_label(metric)}: not computed ({reason})", None, None, None])
-    columns = ["concept", "features A", "features B", "pairs", "metric", "score", "null mean", "p-value"]
+            rows.append(sizes + [f"{_label(metric)}: not computed ({reason})", None])
+    columns = ["concept", "features A", "features B", "pairs", "metric", "score"]
     return Section(
         "subspaces",
         "Semantic subspaces",
+        how_to_read="a concept whose score beats its within-concept null is organised alike in both models.",
         intro="Features labelled with a concept group (their top-activating token is in the group) in each model, compared per concept.",
         tables=[Table("Concept subspaces", columns, rows, csv_name="subspaces.csv")],
     )
@@ -180,6 +186,7 @@ def spectra_section(geo: GeometryResult) -> Section:
     return Section(
         "spectra",
         "SVD spectra of SAE and LLM weights",
+        how_to_read="a spectrum far from its Gaussian baseline (dashed) has structure; compare effective ranks across rows.",
         intro="Singular values of SAE decoders and MLP output matrices, against Gaussian random matrices of the same shape.",
         tables=[Table("Spectra", columns, rows, csv_name="spectra.csv")],
         figures=_fig(spec.plot, "Normalised singular-value spectra (dashed: Gaussian baselines)"),
@@ -197,18 +204,20 @@ def mapper_section(topo: TopologyResult) -> Section:
     comp_rows = []
     for rel in ("same", "adjacent"):
         r = mapper.comparison[rel]
-        comp_rows.append([rel, r["n_a_pairs"], r["observed"], r["null_mean"], r["null_std"], r["lift"], r["p_value"]])
-    links = [(f"Mapper graph of {side.layer} (self-contained HTML)", _topology_file(side.html)) for side in (mapper.a, mapper.b)]
+        comp_rows.append([rel, r["n_a_pairs"], ScoreCell(r["observed"], r["null_mean"], r["null_std"], r["p_value"]), r["lift"]])
+    embeds = [(f"Mapper graph of {side.layer} (self-contained HTML; hover a node for its features)", _topology_file(side.html))
+              for side in (mapper.a, mapper.b)]
     return Section(
         "mapper",
         "Mapper graphs of decoder rows",
         intro="Mapper (kmapper) over SAE decoder rows; nodes are clusters of features, annotated with top tokens, concepts and matched partners.",
+        how_to_read="loops and branches that both graphs share are structure; a lift above 1 with a small p says matched features sit together in both.",
         tables=[Table("Graph statistics (first Betti number of the graph = edges - nodes + components; of the nerve, with triangles filled)",
                       ["layer", "nodes", "edges", "components", "Betti 1 (graph)", "Betti 1 (nerve)", "coverage", "mean node size", "mean degree"],
                       rows, csv_name="mapper.csv"),
                 Table("Do matched features sit together in both graphs? For pairs of A features in the same (or adjacent) node, the fraction whose partners are too, vs random pairing",
-                      ["relation", "A feature pairs", "observed", "null mean", "null std", "lift", "p-value"], comp_rows, csv_name="mapper_comparison.csv")],
-        links=links,
+                      ["relation", "A feature pairs", "observed", "lift"], comp_rows, csv_name="mapper_comparison.csv")],
+        embeds=embeds,
     )
 
 
@@ -223,6 +232,7 @@ def persistence_section(topo: TopologyResult) -> Section:
     return Section(
         "persistence",
         "Persistent homology of decoder rows",
+        how_to_read="points far above the diagonal are long-lived features of the shape; compare each cloud with its Gaussian baseline.",
         intro=("Vietoris-Rips persistence of unit-normalised decoder rows under cosine distance, on max-min landmarks; "
                f"baselines are Gaussian clouds of equal size and spectrum. Engine: {engines}."),
         tables=[Table("Diagram summaries", ["cloud", "dimension", "bars", "total persistence", "max persistence", "entropy"], rows, csv_name="persistence.csv"),
@@ -236,6 +246,7 @@ def projection_section(topo: TopologyResult) -> Section:
     return Section(
         "projection",
         f"{proj.method.upper()} views of the two models",
+        how_to_read="linked points are matched pairs; after alignment, short links across panels mean the two layouts agree.",
         intro="Decoder rows of both models side by side, matched pairs highlighted and linked.",
         figures=_fig(proj.png, "Side-by-side projection with matched pairs"),
         links=[("Interactive projection (HTML)", _topology_file(proj.html))],
@@ -256,6 +267,7 @@ def steering_section(st: SteeringResult) -> Section:
     return Section(
         "steering",
         "Steering with SAE features, and transfer across models",
+        how_to_read="a transferred feature steers B (partner column) nearly as well as A, and better than a random B feature.",
         intro="Success rate = fraction of prompts whose top next-token prediction becomes the desired token; side effects = mean KL divergence on unrelated prompts.",
         tables=tables,
         figures=[Figure(f, p) for f, p in st.figures.items() if Path(p).exists()],

@@ -12,7 +12,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-__all__ = ["render_template", "format_value", "png_data_uri", "TEMPLATES"]
+__all__ = ["render_template", "format_value", "png_data_uri", "yaml_tokens", "TEMPLATES"]
 
 TEMPLATES = Path(__file__).with_name("templates")
 
@@ -30,6 +30,29 @@ def format_value(value: Any) -> str:
     return str(value)
 
 
+def yaml_tokens(text: str) -> list[list[tuple[str, str]]]:
+    """YAML text as lines of (kind, text) pieces for highlighting: "key", "comment", "punct" or "value".
+
+    Only a display aid: the template escapes every piece, so no text is ever markup.
+    """
+    import re
+
+    lines = []
+    for line in str(text).splitlines():
+        pieces: list[tuple[str, str]] = []
+        body, hash_, comment = line.partition(" #") if not line.lstrip().startswith("#") else ("", "", line)
+        match = re.match(r"^(\s*(?:- )?)([^:#\s][^:]*?)(:)(\s|$)(.*)$", body)
+        if match:
+            indent, key, colon, space, rest = match.groups()
+            pieces += [("punct", indent), ("key", key), ("punct", colon + space), ("value", rest)]
+        elif body:
+            pieces.append(("value", body))
+        if comment:
+            pieces.append(("comment", (" #" if hash_ else "") + comment))
+        lines.append(pieces)
+    return lines
+
+
 def png_data_uri(png: str | Path) -> str:
     """A PNG file as a data URI, so the page needs no file beside it."""
     return "data:image/png;base64," + base64.b64encode(Path(png).read_bytes()).decode("ascii")
@@ -44,6 +67,7 @@ def _environment():
     )
     env.filters["fmt"] = format_value
     env.filters["data_uri"] = png_data_uri
+    env.filters["yaml_tokens"] = yaml_tokens
     return env
 
 

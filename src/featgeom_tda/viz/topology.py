@@ -45,9 +45,13 @@ def plot_diagrams(diagrams: Any, path: str | Path, *, title: str | None = None) 
     ``diagrams``: PersistenceDiagrams or a dict name -> PersistenceDiagrams.
     """
     named = _as_named(diagrams)
-    fig = _figure((4.2 * len(named), 4.2))
-    axes = fig.subplots(1, len(named), squeeze=False)
-    for ax, (name, pd_) in zip(axes[0], named.items()):
+    n_cols = min(2, len(named))  # two panels a row: each stays legible at report width
+    n_rows = -(-len(named) // n_cols)
+    fig = _figure((5.0 * n_cols, 4.6 * n_rows))
+    axes = fig.subplots(n_rows, n_cols, squeeze=False)
+    for ax in axes.ravel()[len(named):]:
+        ax.set_visible(False)
+    for ax, (name, pd_) in zip(axes.ravel(), named.items()):
         fin = pd_.bars[np.isfinite(pd_.bars[:, 1])]
         top = float(fin[:, 1].max()) if fin.size else 1.0
         top = max(top, float(pd_.bars[:, 0].max()) if pd_.bars.size else 0.0, 1e-12) * 1.1
@@ -58,8 +62,8 @@ def plot_diagrams(diagrams: Any, path: str | Path, *, title: str | None = None) 
         ax.plot([0, top], [0, top], color="grey", lw=0.8)
         ax.axhline(top, color="grey", ls="--", lw=0.8)
         ax.text(0, top, " inf", va="bottom", fontsize=8, color="grey")
-        ax.set_xlabel("birth")
-        ax.set_ylabel("death")
+        ax.set_xlabel("birth (scale at which the feature appears)")
+        ax.set_ylabel("death (scale at which it fills in)")
         ax.set_title(name, fontsize=10)
         ax.legend(fontsize=8, loc="lower right")
     if title:
