@@ -1,4 +1,5 @@
-"""Matching features one-to-one, many-to-one or mutually from top correlations, with filters."""
+"""Matching features one-to-one (greedy mutual pairs first, or globally optimal), many-to-one or mutually from top
+correlations, with filters."""
 
 from __future__ import annotations
 
@@ -16,14 +17,14 @@ from featgeom_tda.core.types import FeatureMatching
 
 __all__ = ["MATCH_MODES", "match_features"]
 
-MATCH_MODES = ("one-to-one", "many-to-one", "mutual")
+MATCH_MODES = ("one-to-one", "many-to-one", "mutual", "optimal")
 
 
 def match_features(
     acts_a: Any,
     acts_b: Any,
     *,
-    mode: Literal["one-to-one", "many-to-one", "mutual"] = "one-to-one",
+    mode: Literal["one-to-one", "many-to-one", "mutual", "optimal"] = "one-to-one",
     threshold: float | None = None,
     top_k: int = 5,
     exclude_tokens: str | Collection[int] | Collection[str] | None = None,
@@ -44,9 +45,17 @@ def match_features(
         "one-to-one": the mutual pairs, plus an optimal assignment (maximum total correlation, pairs with
             correlation <= 0 left out) of the remaining features over the candidate pairs found in the
             top ``top_k`` lists of both directions (sparse, never an n_a x n_b matrix).
+        "optimal": the one-to-one pairing with the maximum total correlation over that whole candidate graph
+            (the top ``top_k`` B features of every A feature and the top ``top_k`` A features of every B
+            feature), mutual pairs not fixed first; pairs with correlation <= 0 never enter, features may stay
+            unpaired. Its total is >= that of "one-to-one" (whose pairs are a feasible pairing of the same
+            graph), and equal to the dense optimum when ``top_k`` covers every pair.
 
     Filters, applied in this order, each recorded in ``filtered`` with the number of pairs it removed:
-        threshold: drop pairs with correlation < threshold ("below_threshold").
+        threshold: drop pairs with correlation < threshold ("below_threshold"). In "optimal" mode candidate
+            pairs below the threshold are dropped BEFORE the assignment, so the result is the optimum among
+            the pairs that pass it, and "below_threshold" counts the distinct candidate pairs (with positive
+            correlation) it dropped.
         exclude_tokens: "punctuation" drops pairs where either feature's top ``n_top_tokens`` activating
             tokens are all punctuation / whitespace / special tokens ("punctuation_only"; needs
             ``token_strings``); a collection of token ids (or strings, with ``token_strings``) drops pairs
@@ -86,7 +95,7 @@ def match_features(
                 )
 
     sa, sb = column_stats(a.matrix), column_stats(b.matrix)
-    k = top_k if mode == "one-to-one" else 1
+    k = top_k if mode in ("one-to-one", "optimal") else 1
     common = dict(chunk_size=chunk_size, device=device, n_jobs=n_jobs, method=method, progress=progress)
     ab = top_from_stats(a.matrix, b.matrix, sa, sb, k=k, **common)
     filtered: dict[str, int] = {"dead_a": int(sa.dead.sum()), "dead_b": int(sb.dead.sum())}
@@ -96,6 +105,16 @@ def match_features(
         ia = np.flatnonzero(has_best)
         ib = best_b[ia]
         corr = best_ab[ia].astype(np.float64)
+    elif mode == "optimal":
+        ba = top_from_stats(b.matrix, a.matrix, sb, sa, k=k, **common)
+        none = np.zeros(0, dtype=np.int64)
+        ea, eb, ec = _candidate_edges(ab, ba, none, none)
+        if threshold is not None:
+            keep = ec >= threshold
+            filtered["below_threshold"] = int((~keep).sum())
+            ea, eb, ec = ea[keep], eb[keep], ec[keep]
+        ia, ib, corr = _max_weight_matching(ea, eb, ec)
+        filtered["unassigned_a"] = int(has_best.sum() - ia.size)
     else:
         ba = top_from_stats(b.matrix, a.matrix, sb, sa, k=k, **common)
         best_a, _ = ba.best()
@@ -116,7 +135,7 @@ def match_features(
     order = np.argsort(ia, kind="stable")
     ia, ib, corr = ia[order], ib[order], corr[order]
 
-    if threshold is not None:
+    if threshold is not None and mode != "optimal":  # "optimal" applied it to the candidate pairs
         keep = corr >= threshold
         filtered["below_threshold"] = int((~keep).sum())
         ia, ib, corr = ia[keep], ib[keep], corr[keep]
@@ -164,8 +183,15 @@ def _assign_rest(
     Unmatched features are allowed (each gets a private dummy partner), so a full matching always exists;
     a real pair (a, b) enters the matching only when it raises the total, i.e. corr(a, b) > 0.
     """
-    from scipy.sparse.csgraph import min_weight_full_bipartite_matching
+    ea, eb, ec = _candidate_edges(ab, ba, fixed_a, fixed_b)
+    return _max_weight_matching(ea, eb, ec)
 
+
+def _candidate_edges(
+    ab: TopCorrelations, ba: TopCorrelations, fixed_a: np.ndarray, fixed_b: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Distinct candidate pairs (a, b, corr) of the top-k lists of both directions with corr > 0, among the
+    features not in ``fixed_a`` / ``fixed_b``; a pair listed in both directions keeps the larger value."""
     na, nb = ab.n_features_a, ab.n_features_b
     ea = np.concatenate([np.repeat(np.arange(na), ab.k), ba.indices.ravel()])
     eb = np.concatenate([ab.indices.ravel(), np.repeat(np.arange(nb), ba.k)])
@@ -177,16 +203,26 @@ def _assign_rest(
     ok = (ea >= 0) & (eb >= 0)
     ok[ok] &= free_a[ea[ok]] & free_b[eb[ok]] & (ec[ok] > 0)
     ea, eb, ec = ea[ok], eb[ok], ec[ok]
-    empty = (np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64), np.zeros(0))
     if ea.size == 0:
-        return empty
+        return ea, eb, ec
     # one edge per pair (the two directions agree up to rounding; keep the larger)
     key = ea * nb + eb
     o = np.lexsort((-ec, key))
     key, ea, eb, ec = key[o], ea[o], eb[o], ec[o]
     first = np.ones(key.size, dtype=bool)
     first[1:] = key[1:] != key[:-1]
-    ea, eb, ec = ea[first], eb[first], ec[first]
+    return ea[first], eb[first], ec[first]
+
+
+def _max_weight_matching(
+    ea: np.ndarray, eb: np.ndarray, ec: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The matching of maximum total ``ec`` over the distinct edges (ea, eb) with ec > 0, unmatched features
+    allowed, by scipy's min_weight_full_bipartite_matching on an augmented graph that always has a full matching."""
+    from scipy.sparse.csgraph import min_weight_full_bipartite_matching
+
+    if ea.size == 0:
+        return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64), np.zeros(0)
     # compact to the features that have candidate edges
     ua, la = np.unique(ea, return_inverse=True)
     ub, lb = np.unique(eb, return_inverse=True)
