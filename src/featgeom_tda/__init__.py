@@ -59,6 +59,7 @@ _EXPORTS: dict[str, str] = {
     "load_weight_file": "featgeom_tda.sources.weights",
     "load_concept_groups": "featgeom_tda.sources.concepts",
     "make_synthetic_pair": "featgeom_tda.sources.synthetic",
+    "train_crosscoder": "featgeom_tda.sources.crosscoders",
     "check_pipeline": "featgeom_tda.pipeline.selfcheck",
     # steering
     "steer": "featgeom_tda.analyses.steering",
