@@ -25,16 +25,21 @@ applies threshold and token filters, recording what each removed.
 
 Modules: :mod:`.stats` (column statistics, input checks), :mod:`.kernels` (the compiled fused kernel),
 :mod:`.chunks` (scipy and torch chunked products), :mod:`.top` (:func:`top_correlations`) and
-:mod:`.assignment` (:func:`match_features`, the one-to-one assignment).
+:mod:`.assignment` (:func:`match_features`, the one-to-one assignment). :mod:`.decoder_mnn`
+(:func:`decoder_mutual_neighbours`) pairs decoder rows instead: mutual nearest neighbours across two spaces
+aligned by an orthogonal Procrustes map fitted on anchor pairs.
 """
 
 from featgeom_tda.analyses.matching.assignment import MATCH_MODES, match_features
+from featgeom_tda.analyses.matching.decoder_mnn import DecoderNeighbours, decoder_mutual_neighbours
 from featgeom_tda.analyses.matching.top import CORRELATION_METHODS, TopCorrelations, top_correlations
 
 __all__ = [
     "TopCorrelations",
     "top_correlations",
     "match_features",
+    "DecoderNeighbours",
+    "decoder_mutual_neighbours",
     "MATCH_MODES",
     "CORRELATION_METHODS",
 ]
