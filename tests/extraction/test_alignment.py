@@ -257,6 +257,8 @@ def test_stats_save_and_load_round_trip(tmp_path, smollm2_tokenizer, sentencepie
     assert back.stats() == s
     with pytest.raises(ValueError, match="is not a saved token alignment"):
         TokenAlignment.load(tmp_path)
+    with pytest.raises(ValueError, match="a_start/a_stop of unit 0"):
+        TokenAlignment([0], [0], [1], [0], [5], [0], [1], ["x"], [[7, 8]], [[9]], [0])
 
 
 def test_global_ranges_index_the_concatenated_tokens(smollm2_tokenizer, sentencepiece_style_tokenizer):

@@ -130,6 +130,16 @@ class TokenAlignment:
             raise ValueError(f"dropped_reason must be one of {DROP_REASONS}; got {bad}")
         if n and (self.doc.min() < 0 or self.doc.max() >= n_docs):
             raise ValueError(f"doc must index the {n_docs} documents; got values in [{self.doc.min()}, {self.doc.max()}]")
+        if n:
+            for side, start, stop, tokens in (("a", self.a_start, self.a_stop, self.tokens_a), ("b", self.b_start, self.b_stop, self.tokens_b)):
+                n_tok = np.asarray([t.shape[0] for t in tokens], dtype=np.int64)[self.doc]
+                bad_u = np.flatnonzero((start < 0) | (stop <= start) | (stop > n_tok))
+                if bad_u.size:
+                    u = int(bad_u[0])
+                    raise ValueError(
+                        f"{side}_start/{side}_stop of unit {u} ({start[u]}, {stop[u]}) is not a non-empty range within "
+                        f"the {n_tok[u]} tokens of document {self.doc[u]} ({bad_u.size} such units)"
+                    )
         self.max_unit_tokens = check_positive_int(self.max_unit_tokens, "max_unit_tokens")
 
     # ----------------------------------------------------------------------------------------- views
