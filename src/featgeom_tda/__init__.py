@@ -23,6 +23,8 @@ _EXPORTS: dict[str, str] = {
     "top_correlations": "featgeom_tda.analyses.matching",
     "TopCorrelations": "featgeom_tda.analyses.matching",
     "match_features": "featgeom_tda.analyses.matching",
+    "split_families": "featgeom_tda.analyses.matching",
+    "decoder_mutual_neighbours": "featgeom_tda.analyses.matching",
     # geometry
     "svcca": "featgeom_tda.analyses.geometry",
     "svcca_result": "featgeom_tda.analyses.geometry",
@@ -59,6 +61,9 @@ _EXPORTS: dict[str, str] = {
     "load_weight_file": "featgeom_tda.sources.weights",
     "load_concept_groups": "featgeom_tda.sources.concepts",
     "make_synthetic_pair": "featgeom_tda.sources.synthetic",
+    "mlp_neuron_units": "featgeom_tda.sources.neurons",
+    "residual_units": "featgeom_tda.sources.neurons",
+    "reinitialised_copy": "featgeom_tda.sources.control",
     "train_crosscoder": "featgeom_tda.sources.crosscoders",
     "check_pipeline": "featgeom_tda.pipeline.selfcheck",
     # steering

@@ -32,9 +32,12 @@ aligned by an orthogonal Procrustes map fitted on anchor pairs.
 
 from featgeom_tda.analyses.matching.assignment import MATCH_MODES, match_features
 from featgeom_tda.analyses.matching.decoder_mnn import DecoderNeighbours, decoder_mutual_neighbours
+from featgeom_tda.analyses.matching.splitting import SplitFamilies, split_families
 from featgeom_tda.analyses.matching.top import CORRELATION_METHODS, TopCorrelations, top_correlations
 
 __all__ = [
+    "SplitFamilies",
+    "split_families",
     "TopCorrelations",
     "top_correlations",
     "match_features",
