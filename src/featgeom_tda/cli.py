@@ -155,7 +155,8 @@ def _add_match(p: argparse.ArgumentParser) -> None:
     p.add_argument("store_a", help="activation store of model A")
     p.add_argument("store_b", help="activation store of model B (same token rows)")
     p.add_argument("--out", required=True, help="directory to save the matching in")
-    p.add_argument("--mode", default="one-to-one", choices=["one-to-one", "many-to-one", "mutual"])
+    p.add_argument("--mode", default="one-to-one", choices=["one-to-one", "many-to-one", "mutual", "optimal"],
+                   help="optimal: the one-to-one pairing of maximum total correlation")
     p.add_argument("--threshold", type=float, default=None, help="drop pairs with correlation below this")
 
 

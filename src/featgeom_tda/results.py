@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any, TypeVar, get_args, get_origin
 
 __all__ = [
+    "ControlRow",
     "SCHEMA_VERSION",
     "ResultError",
     "StageResult",
@@ -229,11 +230,26 @@ class SpectraResult(StageResult):
 
 
 @dataclass
+class ControlRow(StageResult):
+    """A control of one layer pair: raw neurons or the matched features' token activations, with nulls."""
+
+    a: str
+    b: str
+    kind: str  # "SAE features, token activations" or "MLP neurons (W_out rows)"
+    n_pairs: int
+    n_rows: int | None = None  # token rows the activations were read on
+    mean_correlation: float | None = None
+    metrics: dict[str, MetricScore] = field(default_factory=dict)
+    skipped: str | None = None
+
+
+@dataclass
 class GeometryResult(StageResult):
     grid: dict[str, PairGeometry]
     heatmaps: dict[str, str]  # metric -> PNG
     subspaces: list[dict[str, Any]]  # SubspaceResult.to_dict() per concept
     spectra: SpectraResult
+    controls: list[ControlRow] = field(default_factory=list)
 
 
 # -------------------------------------------------------------------------------------------- topology

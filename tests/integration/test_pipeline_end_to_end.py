@@ -53,6 +53,15 @@ def test_every_stage_ran_and_report_written(small_run):
     assert saes["tiny-2L__blocks.1.hook_resid_post"]["kind"] == "train"  # the recipe's k=16, not the built-in k=4
     assert saes["tiny-2L__blocks.1.hook_resid_post"]["spec"] == "topk k=16, 4x d_model"
     assert len(results["stages"]["geometry"]["grid"]) == 2
+    # controls: per layer pair, the matched features' token activations and the raw MLP neurons, with nulls
+    controls = results["stages"]["geometry"]["controls"]
+    assert sorted(c["kind"] for c in controls) == ["MLP neurons (W_out rows)"] * 2 + ["SAE features, token activations"] * 2
+    for c in controls:
+        assert c["skipped"] is None and c["n_pairs"] >= 10, c
+        for score in c["metrics"].values():
+            assert 0 < score["p_value"] <= 1 and score["null_mean"] is not None
+    neurons = [c for c in controls if c["kind"].startswith("MLP")]
+    assert all(c["n_pairs"] <= 512 for c in neurons)  # at most d_mlp of the smaller model
 
 
 def test_second_run_is_cached_and_force_reruns(small_run):

@@ -160,7 +160,7 @@ class DatasetSpec:
 
 @dataclass
 class MatchingSpec:
-    mode: Literal["one-to-one", "many-to-one", "mutual"] = "one-to-one"
+    mode: Literal["one-to-one", "many-to-one", "mutual", "optimal"] = "one-to-one"  # optimal: maximum total correlation
     threshold: float | None = 0.3
     top_k: int = 5
     exclude_punctuation: bool = True
@@ -173,7 +173,7 @@ class MatchingSpec:
 
 @dataclass
 class GeometrySpec:
-    metrics: list[Literal["svcca", "cka", "rsa", "procrustes", "knn_jaccard", "mutual_knn"]] = field(
+    metrics: list[Literal["svcca", "pwcca", "cka", "rsa", "procrustes", "knn_jaccard", "mutual_knn"]] = field(
         default_factory=lambda: ["svcca", "cka", "rsa", "procrustes", "knn_jaccard"]
     )
     n_permutations: int = 200
@@ -182,6 +182,9 @@ class GeometrySpec:
     knn_k: int = 10
     min_concept_features: int = 5
     subspace_metrics: list[Literal["svcca", "cka", "rsa"]] = field(default_factory=lambda: ["svcca", "cka", "rsa"])
+    # controls per layer pair: raw MLP neurons matched and compared the same way; matched features' token activations
+    controls: list[Literal["neurons", "activations"]] = field(default_factory=lambda: ["neurons", "activations"])
+    n_control_tokens: int = 2000
 
     def __post_init__(self) -> None:
         if not self.metrics:
@@ -190,6 +193,7 @@ class GeometrySpec:
             raise RecipeError(f"geometry: svcca_variance must be in (0, 1], got {self.svcca_variance}")
         _check_at_least("geometry", self, 1, "n_permutations", "n_subset_draws", "knn_k")
         _check_range("geometry", "min_concept_features", self.min_concept_features, lo=2)
+        _check_range("geometry", "n_control_tokens", self.n_control_tokens, lo=10)
 
 
 @dataclass

@@ -28,7 +28,7 @@ from featgeom_tda.results import (
 __all__ = ["SECTION_IDS", "write_comparison_report", "build_sections"]
 
 SECTION_IDS = (
-    "models", "matching", "similarity", "pairs", "subspaces", "spectra", "mapper", "persistence", "projection",
+    "models", "matching", "similarity", "controls", "pairs", "subspaces", "spectra", "mapper", "persistence", "projection",
     "steering", "reproducibility",
 )
 
@@ -98,6 +98,7 @@ def build_sections(
         (isinstance(match, MatchingResult), "matching", "Feature matching", "matching", lambda: sec.matching_section(match)),
         (isinstance(geo, GeometryResult), "similarity", "Similarity of the paired decoder spaces", "geometry",
          lambda: sec.similarity_section(geo)),
+        (isinstance(geo, GeometryResult), "controls", "Controls", "geometry", lambda: sec.controls_section(geo)),
         (isinstance(interp, InterpretationResult), "pairs", "Top matched pairs", "interpretation", lambda: sec.pairs_section(interp)),
         (isinstance(geo, GeometryResult), "subspaces", "Semantic subspaces", "geometry", lambda: sec.subspaces_section(geo)),
         (isinstance(geo, GeometryResult), "spectra", "SVD spectra", "geometry", lambda: sec.spectra_section(geo)),

@@ -18,7 +18,7 @@ from featgeom_tda.results import (
 )
 
 __all__ = [
-    "models_section", "matching_section", "similarity_section", "pairs_section", "subspaces_section",
+    "models_section", "matching_section", "similarity_section", "controls_section", "pairs_section", "subspaces_section",
     "spectra_section", "mapper_section", "persistence_section", "projection_section", "steering_section",
 ]
 
@@ -120,6 +120,34 @@ def similarity_section(geo: GeometryResult) -> Section:
                "RSA is one definition in the whole run: Spearman correlation of cosine-distance RDMs (invariant to rotations "
                "of decoder space), here and in the semantic subspaces."],
     )
+
+
+def controls_section(geo: GeometryResult) -> Section:
+    metrics = list(dict.fromkeys(m for c in geo.controls for m in c.metrics))
+    rows = []
+    for entry in geo.grid.values():  # the SAE decoder scores of the grid, beside their controls
+        if not entry.skipped:
+            rows.append([entry.a, entry.b, "SAE features, decoder rows", entry.n_pairs, None]
+                        + [_cell(entry.metrics.get(m)) for m in metrics])
+        for c in geo.controls:
+            if (c.a, c.b) == (entry.a, entry.b):
+                rows.append([c.a, c.b, c.kind if not c.skipped else f"{c.kind}: skipped ({c.skipped})", c.n_pairs,
+                             c.mean_correlation] + [_cell(c.metrics.get(m)) for m in metrics])
+    return Section(
+        "controls",
+        "Controls: SAE features against raw neurons, decoder space against activation space",
+        how_to_read="SAE features add something over neurons where their scores beat the neurons' by more than the nulls' spread.",
+        intro="Per layer pair: the grid's decoder-space scores of matched SAE features; the matched features compared "
+              "through their token activations (rows = compared tokens; null: B's token rows shuffled); and the "
+              "models' raw MLP neurons matched one-to-one by activation correlation and compared through their W_out "
+              "rows with the same metrics and nulls.",
+        tables=[Table("Scores beside their nulls", ["layer A", "layer B", "units", "pairs", "mean correlation",
+                                                     *[_label(m) for m in metrics]], rows, csv_name="controls.csv")],
+    )
+
+
+def _cell(s: Any) -> ScoreCell | None:
+    return None if s is None else ScoreCell(s.score, s.null_mean, s.null_std, s.p_value)
 
 
 def pairs_section(interp: InterpretationResult) -> Section:

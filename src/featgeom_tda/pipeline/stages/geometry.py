@@ -18,14 +18,17 @@ MIN_PAIRS = 10  # fewer matched pairs than this: the metrics are not computed
 def run(ctx: RunContext) -> GeometryResult:
     out = ctx.stage_dir("geometry")
     grid = {pair_key(a, b): _pair_geometry(ctx, a, b) for a, b in layer_pairs(ctx.recipe)}
+    from featgeom_tda.pipeline.stages.controls import controls
+
     return GeometryResult(
-        grid=grid, heatmaps=_heatmaps(ctx, grid, out), subspaces=_concept_subspaces(ctx), spectra=_spectra(ctx, out)
+        grid=grid, heatmaps=_heatmaps(ctx, grid, out), subspaces=_concept_subspaces(ctx), spectra=_spectra(ctx, out),
+        controls=controls(ctx, metric_options),
     )
 
 
 def metric_options(metric: str, spec: GeometrySpec) -> dict[str, Any]:
     """The recipe's options for one metric."""
-    if metric == "svcca":
+    if metric in ("svcca", "pwcca"):
         return {"variance": spec.svcca_variance}
     if metric in ("knn_jaccard", "mutual_knn"):
         return {"k": spec.knn_k}

@@ -1,0 +1,105 @@
+"""Controls of the geometry stage: what SAE features add over raw neurons, and the activation-space view.
+
+For every layer pair, beside the decoder-space scores of the grid:
+
+- ``activations``: the matched features compared through their token activations (rows = compared tokens on
+  which some matched feature fires in both models, columns = matched pairs), against the null that shuffles B's
+  token rows.
+- ``neurons``: the same matching and decoder-space metrics on the models' raw MLP neurons (activations at
+  ``blocks.L.mlp.hook_post``, output directions ``W_out[L]``) of each hook's block, with the same nulls, so the
+  report shows how much the SAE basis adds over the neuron basis.
+
+Token rows are the first compared rows, at most ``geometry.n_control_tokens``.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import numpy as np
+
+from featgeom_tda.pipeline.context import RunContext
+from featgeom_tda.pipeline.layers import Layer, layer_pairs, pair_key
+from featgeom_tda.results import ControlRow, MetricScore
+
+__all__ = ["controls"]
+
+ACTIVATION_METRICS = ("cka", "rsa", "svcca")
+MIN_PAIRS = 10
+
+
+def controls(ctx: RunContext, metric_options: Any) -> list[ControlRow]:
+    spec = ctx.recipe.geometry
+    rows: list[ControlRow] = []
+    if not spec.controls:
+        return rows
+    dataset = ctx.dataset()
+    n_docs = _docs_for(dataset, spec.n_control_tokens)
+    token_rows = dataset.row_mask(0, n_docs).sum()
+    for a, b in layer_pairs(ctx.recipe):
+        if "activations" in spec.controls:
+            rows.append(_activation_row(ctx, a, b, int(token_rows), metric_options))
+        if "neurons" in spec.controls:
+            rows.extend(_neuron_rows(ctx, a, b, dataset.head(n_docs), metric_options))
+    return rows
+
+
+def _docs_for(dataset: Any, n_tokens: int) -> int:
+    counts = np.cumsum(dataset.row_mask().sum(axis=1))
+    return int(max(1, np.searchsorted(counts, n_tokens, side="right")))
+
+
+def _score(metric: str, X: np.ndarray, Y: np.ndarray, ctx: RunContext, options: dict[str, Any]) -> MetricScore:
+    from featgeom_tda.analyses.geometry import permutation_test
+
+    res = permutation_test(metric, X, Y, n_permutations=ctx.recipe.geometry.n_permutations, seed=ctx.recipe.seed,
+                           **options)
+    return MetricScore(score=res.score, null_mean=res.null_mean, null_std=res.null_std, p_value=res.p_value)
+
+
+def _activation_row(ctx: RunContext, a: Layer, b: Layer, n_rows: int, metric_options: Any) -> ControlRow:
+    m = ctx.matchings()[pair_key(a, b)]
+    acts = ctx.activations()
+    kind = "SAE features, token activations"
+    if len(m) < MIN_PAIRS:
+        return ControlRow(a=a.key, b=b.key, kind=kind, n_pairs=len(m), skipped=f"fewer than {MIN_PAIRS} matched pairs")
+    X = acts[a.key].matrix[:n_rows][:, m.index_a].toarray().astype(np.float64)
+    Y = acts[b.key].matrix[:n_rows][:, m.index_b].toarray().astype(np.float64)
+    live = X.any(axis=1) & Y.any(axis=1)  # tokens where a matched feature fires on both sides (else no direction)
+    X, Y, n_rows = X[live], Y[live], int(live.sum())
+    scores = {}
+    for metric in ACTIVATION_METRICS:
+        try:
+            scores[metric] = _score(metric, X, Y, ctx, metric_options(metric, ctx.recipe.geometry))
+        except ValueError as exc:  # e.g. a matched column that never fires on these rows
+            return ControlRow(a=a.key, b=b.key, kind=kind, n_pairs=len(m), skipped=str(exc))
+    return ControlRow(a=a.key, b=b.key, kind=kind, n_pairs=len(m), n_rows=n_rows,
+                      mean_correlation=float(np.mean(m.correlation)), metrics=scores)
+
+
+def _block(hook: str) -> int | None:
+    match = re.match(r"blocks\.(\d+)\.", hook)
+    return int(match.group(1)) if match else None
+
+
+def _neuron_rows(ctx: RunContext, a: Layer, b: Layer, rows: Any, metric_options: Any) -> list[ControlRow]:
+    from featgeom_tda.analyses.matching import match_features
+    from featgeom_tda.sources.neurons import mlp_neuron_units
+
+    models = ctx.sources.models
+    la, lb = _block(a.hook), _block(b.hook)
+    kind = "MLP neurons (W_out rows)"
+    if la is None or lb is None or any(getattr(models[x].cfg, "attn_only", False) for x in (a.model, b.model)):
+        return [ControlRow(a=a.key, b=b.key, kind=kind, n_pairs=0, skipped="a hook outside a block with an MLP")]
+    mask = rows.row_mask()
+    units_a = mlp_neuron_units(models[a.model], rows.tokens, la, mask=mask, batch_size=ctx.recipe.batch_size)
+    units_b = mlp_neuron_units(models[b.model], rows.tokens, lb, mask=mask, batch_size=ctx.recipe.batch_size)
+    m = match_features(units_a.to_activations(), units_b.to_activations(), mode="one-to-one", threshold=None)
+    if len(m) < MIN_PAIRS:
+        return [ControlRow(a=a.key, b=b.key, kind=kind, n_pairs=len(m), skipped=f"fewer than {MIN_PAIRS} matched neurons")]
+    X, Y = units_a.weights.weights[m.index_a], units_b.weights.weights[m.index_b]
+    scores = {metric: _score(metric, X, Y, ctx, metric_options(metric, ctx.recipe.geometry))
+              for metric in ctx.recipe.geometry.metrics}
+    return [ControlRow(a=a.key, b=b.key, kind=kind, n_pairs=len(m), n_rows=int(mask.sum()),
+                       mean_correlation=float(np.mean(m.correlation)), metrics=scores)]
