@@ -1,0 +1,205 @@
+"""SAE activations of models with different tokenizers, on the comparison units of a :class:`TokenAlignment`.
+
+Each model runs on its own tokens of each document (the alignment holds them; BOS is prepended by each
+tokenizer's own convention). A unit's feature activation reduces over the unit's tokens in that model
+(``max`` by default, ``last`` or ``mean``), so the rows of every store are the same units in the same order,
+whichever tokenizer made them. Units that contain a model's position 0 (the attention-sink outlier of a model
+without BOS) are left out on both sides, and counted.
+
+Row metadata of the stores: ``doc_index`` the document, ``position`` the unit's first character in it,
+``token_ids`` the id of the unit's last token in that model. One shard per batch of documents; a store made from
+the same alignment and sources is reused when finished and resumed when not.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+from typing import Any, Literal, Sequence
+
+import numpy as np
+import scipy.sparse as sp
+
+from featgeom_tda.core._cache import Hasher
+from featgeom_tda.core._validation import check_choice, check_output_dir, check_positive_int
+from featgeom_tda.core.store import ActivationStore, StoreError
+from featgeom_tda.core.types import FeatureActivations, Provenance
+from featgeom_tda.extraction.activations import _run_hooks
+from featgeom_tda.extraction.alignment import TokenAlignment, reduce_over_units
+from featgeom_tda.extraction.encoding import encode_batch
+from featgeom_tda.extraction.source import ActivationSource, weights_fingerprint
+from featgeom_tda.sources.checkpoints import tokenizer_adds_bos
+
+__all__ = ["extract_aligned_activations", "aligned_units"]
+
+log = logging.getLogger(__name__)
+
+REDUCTIONS = ("max", "last", "mean")
+
+
+def aligned_units(alignment: TokenAlignment, *, bos_a: bool, bos_b: bool) -> np.ndarray:
+    """Bool (n_units,): the units that hold neither model's position 0 (with BOS, position 0 is the BOS)."""
+    return (alignment.a_start + int(bos_a) >= 1) & (alignment.b_start + int(bos_b) >= 1)
+
+
+def _side_tokens(alignment: TokenAlignment, side: str, bos_id: int | None) -> list[np.ndarray]:
+    tokens = alignment.tokens_a if side == "a" else alignment.tokens_b
+    if bos_id is None:
+        return [np.asarray(t, dtype=np.int64) for t in tokens]
+    return [np.concatenate([[bos_id], t]).astype(np.int64) for t in tokens]
+
+
+def _meta(alignment_digest: str, src: ActivationSource, reduce: str, batch_size: int, bos: bool) -> dict[str, Any]:
+    return {"aligned": {"alignment": alignment_digest, "reduce": reduce, "batch_size": batch_size, "bos": bos,
+                        "hook": src.hook_name, "model": weights_fingerprint(src.model),
+                        "sae": weights_fingerprint(src.sae)}}
+
+
+def _alignment_digest(alignment: TokenAlignment) -> str:
+    h = Hasher()
+    for name in ("doc", "char_start", "char_stop", "a_start", "a_stop", "b_start", "b_stop"):
+        h.update_array(np.asarray(getattr(alignment, name), dtype=np.int64))
+    for tokens in (*alignment.tokens_a, *alignment.tokens_b):
+        h.update_array(np.asarray(tokens, dtype=np.int64))
+    return h.hexdigest()
+
+
+def extract_aligned_activations(
+    sources_a: Sequence[ActivationSource],
+    sources_b: Sequence[ActivationSource],
+    alignment: TokenAlignment,
+    out_dir: str | Path,
+    *,
+    reduce: Literal["max", "last", "mean"] = "max",
+    batch_size: int = 8,
+    device: Any = "cpu",
+    progress: bool = True,
+    overwrite: bool = False,
+) -> dict[str, ActivationStore]:
+    """Write one store per source under ``out_dir/<name>/``, every store holding the alignment's kept units.
+
+    Args:
+        sources_a, sources_b: the sources of model A (whose tokenizer is the alignment's ``tokenizer_a``) and of
+            model B; sources of one model share its forward pass.
+        alignment: from :func:`~featgeom_tda.extraction.alignment.align_tokens`.
+        reduce: how a unit's token activations become one row: ``max`` per feature, the ``last`` token's, or the
+            ``mean``.
+        batch_size: documents per forward pass (and per shard).
+        overwrite: replace stores made from other inputs; without it they are refused and nothing is deleted.
+
+    Returns:
+        name -> finished :class:`ActivationStore`.
+    """
+    import torch
+    from tqdm.auto import tqdm
+
+    if not isinstance(alignment, TokenAlignment):
+        raise ValueError(f"alignment must be a TokenAlignment (see align_tokens), got {type(alignment).__name__}")
+    check_choice(reduce, "reduce", REDUCTIONS)
+    batch_size = check_positive_int(batch_size, "batch_size")
+    sides = {"a": list(sources_a), "b": list(sources_b)}
+    for side, srcs in sides.items():
+        if not srcs or not all(isinstance(s, ActivationSource) for s in srcs):
+            raise ValueError(f"sources_{side} must be a non-empty list of ActivationSource")
+        if len({id(s.model) for s in srcs}) != 1:
+            raise ValueError(f"sources_{side} must all read one model (the one whose tokenizer made side {side})")
+    names = [s.name for srcs in sides.values() for s in srcs]
+    if len(set(names)) != len(names):
+        raise ValueError(f"source names must differ (they name the store directories); got {names}")
+    check_output_dir(out_dir, "out_dir")
+    out = Path(out_dir)
+
+    bos = {}
+    tokens = {}
+    for side, srcs in sides.items():
+        tok = getattr(srcs[0].model, "tokenizer", None)
+        bos[side] = tok is not None and tokenizer_adds_bos(tok)
+        tokens[side] = _side_tokens(alignment, side, tok.bos_token_id if bos[side] else None)
+        longest = max((t.shape[0] for t in tokens[side]), default=0)
+        n_ctx = int(srcs[0].model.cfg.n_ctx)
+        if longest > n_ctx:
+            raise ValueError(
+                f"a document has {longest} tokens of model {side.upper()} but its n_ctx is {n_ctx}; split the "
+                "documents into shorter ones before aligning them"
+            )
+    keep = aligned_units(alignment, bos_a=bos["a"], bos_b=bos["b"])
+    if not keep.any():
+        raise ValueError("no unit of the alignment is kept (every unit holds a model's position 0)")
+    digest = _alignment_digest(alignment)
+    n_docs = alignment.n_documents
+    n_batches = -(-n_docs // batch_size)
+    pad_len = {side: max(t.shape[0] for t in tokens[side]) for side in sides}  # one length for every batch
+
+    stores: dict[str, ActivationStore] = {}
+    try:
+        done = {}
+        for side, srcs in sides.items():
+            for src in srcs:
+                stores[src.name], done[src.name] = _open(out / src.name, src, _meta(digest, src, reduce, batch_size,
+                                                                                    bos[side]), overwrite)
+        first = min(done.values())
+        unit_docs = alignment.doc
+        for b in tqdm(range(first, n_batches), desc="aligned activations", unit="batch",
+                      disable=None if progress else True):
+            d0, d1 = b * batch_size, min((b + 1) * batch_size, n_docs)
+            in_batch = (unit_docs >= d0) & (unit_docs < d1)
+            units = np.flatnonzero(in_batch & keep)
+            for side, srcs in sides.items():
+                todo = [s for s in srcs if done[s.name] <= b]
+                if not todo:
+                    continue
+                docs = tokens[side][d0:d1]
+                batch = np.zeros((len(docs), pad_len[side]), dtype=np.int64)
+                mask = np.zeros(batch.shape, dtype=bool)
+                for i, t in enumerate(docs):
+                    batch[i, : t.shape[0]], mask[i, : t.shape[0]] = t, True
+                captured = _run_hooks(srcs[0].model, torch.from_numpy(batch).to(device),
+                                      torch.from_numpy(mask.astype(np.int64)).to(device), [s.hook_name for s in todo])
+                lengths = mask.sum(axis=1)
+                starts = np.concatenate([[0], np.cumsum(lengths)[:-1]])
+                offset = int(bos[side])
+                lo = (alignment.a_start if side == "a" else alignment.b_start)[units]
+                hi = (alignment.a_stop if side == "a" else alignment.b_stop)[units]
+                base = starts[unit_docs[units] - d0] + offset
+                ranges = np.stack([base + lo, base + hi], axis=1)
+                last_ids = np.concatenate(docs)[ranges[:, 1] - 1] if units.size else np.zeros(0, dtype=np.int64)
+                for src in todo:
+                    per_token = encode_batch(src.sae, captured[src.hook_name], token_mask=torch.from_numpy(mask))
+                    rows = reduce_over_units(per_token, ranges, mode=reduce) if units.size else None
+                    if units.size:
+                        acts = FeatureActivations(
+                            sp.csr_matrix(rows, dtype=np.float32), token_ids=last_ids, doc_index=unit_docs[units],
+                            position=alignment.char_start[units], provenance=stores[src.name].provenance,
+                        )
+                        stores[src.name].append(acts, meta={"batch": b, "doc_start": d0, "doc_stop": d1})
+                    done[src.name] = b + 1
+                del captured
+        for store in stores.values():
+            if not store.complete:
+                store.finalize(n_units=int(keep.sum()), n_dropped_position0=int((~keep).sum()), n_batches=n_batches)
+    except BaseException:
+        for store in stores.values():
+            store.close()
+        raise
+    return stores
+
+
+def _open(path: Path, src: ActivationSource, meta: dict[str, Any], overwrite: bool) -> tuple[ActivationStore, int]:
+    """The store at ``path`` and the first batch it still needs (reused, resumed, new or refused)."""
+    provenance = Provenance(model=src.model_id or getattr(src.model.cfg, "model_name", None), hook_name=src.hook_name,
+                            sae_id=src.sae_id)
+    n_features = int(src.sae.cfg.d_sae)
+    if (path / "manifest.json").exists() and not overwrite:
+        store = ActivationStore.open(path)
+        if store.meta.get("aligned") != json.loads(json.dumps(meta["aligned"])) or store.n_features != n_features:
+            raise StoreError(
+                f"store {str(path)!r} holds activations of other inputs (alignment, model, SAE, hook, reduce or "
+                "batch size); pass overwrite=True to replace it or choose another out_dir"
+            )
+        if store.complete:
+            return store, 1 << 62
+        store = ActivationStore.open_or_create(path, n_features=n_features, provenance=provenance, meta=meta)
+        return store, store.n_shards
+    store = ActivationStore.create(path, n_features=n_features, provenance=provenance, meta=meta, overwrite=overwrite)
+    return store, 0
