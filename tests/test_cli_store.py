@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 import scipy.sparse as sp
 
 from featgeom_tda import cli
@@ -92,3 +93,19 @@ def test_match_refuses_an_unfinished_store(tmp_path, capsys):
     rc, _, err = _run(capsys, "match", str(tmp_path / "a"), str(tmp_path / "b"), "--out", str(tmp_path / "m"))
     assert rc == 2 and "\n" not in err and "unfinished" in err
     assert not (tmp_path / "m").exists()
+
+
+def test_match_on_ray_gives_the_local_matching(tmp_path, capsys):
+    """`featgeom match --engine ray` (a local 2-CPU cluster) saves the same pairs as the local engine."""
+    pytest.importorskip("ray")
+    from featgeom_tda.core.types import FeatureMatching
+
+    a, b = tmp_path / "a", tmp_path / "b"
+    _store(a)
+    _store(b, n_blocks=3)
+    assert cli.main(["match", str(a), str(b), "--out", str(tmp_path / "local")]) == 0
+    assert cli.main(["match", str(a), str(b), "--out", str(tmp_path / "ray"), "--engine", "ray"]) == 0
+    local, ray = FeatureMatching.load(tmp_path / "local"), FeatureMatching.load(tmp_path / "ray")
+    assert np.array_equal(local.index_a, ray.index_a) and np.array_equal(local.index_b, ray.index_b)
+    assert np.allclose(local.correlation, ray.correlation, atol=1e-12)
+    assert cli.main(["match", str(a), str(b), "--out", str(tmp_path / "x"), "--address", "auto"]) == 2

@@ -158,6 +158,9 @@ def _add_match(p: argparse.ArgumentParser) -> None:
     p.add_argument("--mode", default="one-to-one", choices=["one-to-one", "many-to-one", "mutual", "optimal"],
                    help="optimal: the one-to-one pairing of maximum total correlation")
     p.add_argument("--threshold", type=float, default=None, help="drop pairs with correlation below this")
+    p.add_argument("--engine", default="local", choices=["local", "ray"],
+                   help="ray: shard the matching over a Ray cluster (same result; needs the ray extra)")
+    p.add_argument("--address", default=None, help="the Ray cluster to join (default: start a local one)")
 
 
 def _cmd_match(args: argparse.Namespace) -> int:
@@ -166,7 +169,14 @@ def _cmd_match(args: argparse.Namespace) -> int:
 
     a = ActivationStore.open(args.store_a).read()  # an unfinished or incomplete store is refused here
     b = ActivationStore.open(args.store_b).read()
-    m = match_features(a, b, mode=args.mode, threshold=args.threshold, progress=True)
+    if args.address is not None and args.engine != "ray":
+        raise CommandError("--address applies to --engine ray")
+    if args.engine == "ray":
+        from featgeom_tda.distributed import ray_match_features
+
+        m = ray_match_features(a, b, mode=args.mode, threshold=args.threshold, address=args.address)
+    else:
+        m = match_features(a, b, mode=args.mode, threshold=args.threshold, progress=True)
     m.save(args.out)
     print(f"{len(m)} pairs (mean correlation {float(m.correlation.mean()) if len(m) else float('nan'):.3f}); removed: {m.filtered}; saved to {args.out}")
     return 0
