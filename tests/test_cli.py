@@ -188,3 +188,19 @@ def test_help_documents_the_exit_codes(capsys):
     out = capsys.readouterr().out
     for code in ("0  done", "1  a check", "2  a user error", "3  an internal error"):
         assert code in out
+
+
+def test_synthetic_crosscoder_prints_the_ground_truth_table(monkeypatch, capsys):
+    """The table itself is scored in tests/analyses/test_crosscoder_truth.py; here: the command prints it."""
+    from featgeom_tda.pipeline import crosscoder_check
+
+    nan = float("nan")
+    row = {"shared_fraction": 0.5, "n_seeds": 1, "split": 0.0, "flagged": 1.0, "flagged_on_shared": 0.0,
+           "fvu_a": 0.02, "fvu_b": 0.03,
+           "crosscoder": {"precision_shared": 0.92, "recall_shared": 1.0, "precision_exclusive": 1.0, "recall_exclusive": 0.79},
+           "matching": {"precision_shared": 1.0, "recall_shared": 1.0, "precision_exclusive": 0.96, "recall_exclusive": nan}}
+    monkeypatch.setattr(crosscoder_check, "crosscoder_truth_rows", lambda **kw: [row])
+    capsys.readouterr()
+    assert main(["synthetic", "--crosscoder"]) == 0
+    out = capsys.readouterr().out
+    assert "| 0.50 | 0.92 / 1.00 | 1.00 / 0.79 | 0.0 | 1 (0) | 0.02/0.03 | 1.00 / 1.00 | 0.96 / n/a |" in out

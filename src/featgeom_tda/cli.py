@@ -185,6 +185,8 @@ def _cmd_match(args: argparse.Namespace) -> int:
 def _add_synthetic(p: argparse.ArgumentParser) -> None:
     p.add_argument("--seed", type=_seed, default=0, help="random seed (an integer >= 0)")
     p.add_argument("--sweep", action="store_true", help="also sweep the shared fraction and the SAE width")
+    p.add_argument("--crosscoder", action="store_true",
+                   help="print the crosscoder-against-matching ground-truth table over the shared-fraction sweep instead")
     p.add_argument("--min-precision", type=float, default=None, metavar="F",
                    help="exit 1 when the matching's precision is below F")
     p.add_argument("--min-recall", type=float, default=None, metavar="F",
@@ -196,6 +198,11 @@ def _cmd_synthetic(args: argparse.Namespace) -> int:
 
     from featgeom_tda.core._validation import check_number
 
+    if args.crosscoder:
+        from featgeom_tda.pipeline.crosscoder_check import crosscoder_truth_markdown, crosscoder_truth_rows
+
+        print(crosscoder_truth_markdown(crosscoder_truth_rows(seeds=(args.seed,))))
+        return 0
     limits = {name: check_number(value, f"--min-{name}", low=0.0, high=1.0)
               for name, value in (("precision", args.min_precision), ("recall", args.min_recall)) if value is not None}
     cards = []
