@@ -74,11 +74,19 @@ def _cmd_store_repair(args: argparse.Namespace) -> int:
 def _add_run_options(p: argparse.ArgumentParser) -> None:
     from featgeom_tda.pipeline import STAGES
 
+    p.add_argument("--engine", default=None, choices=["local", "ray"],
+                   help="where extraction, matching and nulls run (default: the recipe's engine, local)")
+    p.add_argument("--address", default=None, help="with --engine ray: the Ray cluster to join (default: a local one)")
     p.add_argument("--out", default=None, help="output directory (default: the recipe's output_dir)")
     p.add_argument(
         "--force", action="append", default=[], metavar="STAGE", choices=STAGES,
         help=f"rerun this stage even if cached (repeatable; one of {', '.join(STAGES)})",
     )
+
+
+def _load_engines() -> None:
+    """Register the engines above the pipeline (``engine: ray``); ray itself is imported only when one runs."""
+    import featgeom_tda.distributed  # noqa: F401
 
 
 def _add_demo(p: argparse.ArgumentParser) -> None:
@@ -89,7 +97,9 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     from featgeom_tda.pipeline import run_recipe_file
     from featgeom_tda.pipeline.packaged import packaged_recipe
 
-    return run_recipe_file(packaged_recipe("embedded"), out_dir=args.out, force=args.force)
+    _load_engines()
+    return run_recipe_file(packaged_recipe("embedded"), out_dir=args.out, force=args.force, engine=args.engine,
+                           address=args.address)
 
 
 def _add_run(p: argparse.ArgumentParser) -> None:
@@ -101,7 +111,9 @@ def _cmd_run(args: argparse.Namespace) -> int:
     from featgeom_tda.pipeline import run_recipe_file
     from featgeom_tda.pipeline.packaged import recipe_path
 
-    return run_recipe_file(recipe_path(args.recipe), out_dir=args.out, force=args.force)
+    _load_engines()
+    return run_recipe_file(recipe_path(args.recipe), out_dir=args.out, force=args.force, engine=args.engine,
+                           address=args.address)
 
 
 def _add_report(p: argparse.ArgumentParser) -> None:
@@ -116,6 +128,7 @@ def _cmd_report(args: argparse.Namespace) -> int:
     recipe = Path(args.outdir) / RECIPE_COPY
     if not recipe.exists():
         raise CommandError(f"{args.outdir} holds no {RECIPE_COPY}; run a recipe into it first")
+    _load_engines()
     return run_recipe_file(recipe, out_dir=args.outdir, force=["report"])
 
 

@@ -119,3 +119,27 @@ def test_cli_run_prints_one_line_per_stage_and_a_summary(small_run, tmp_path, ca
     assert cli.main(["-q", "run", str(path)]) == 0
     quiet = capsys.readouterr()
     assert quiet.err == "" and quiet.out == ""
+
+
+def test_engine_ray_gives_the_local_results(small_run, tmp_path, capsys):
+    """`featgeom run --engine ray --force matching`: matching, nulls and every later stage on a local Ray
+    cluster give the numbers of the local engine."""
+    pytest.importorskip("ray")
+    recipe, pipe = small_run
+    local = json.loads(open(pipe.results("report").results_json).read())["stages"]
+    path = tmp_path / "small.yaml"
+    path.write_text(yaml.safe_dump(recipe.to_dict()))
+    out = tmp_path / "ray_out"
+    import shutil
+
+    shutil.copytree(recipe.output_dir, out)  # the cached sources and extraction; matching onwards reruns
+    assert cli.main(["run", str(path), "--out", str(out), "--engine", "ray", "--force", "matching"]) == 0
+    capsys.readouterr()
+    ray_run = json.loads((out / "report" / "results.json").read_text())["stages"]
+    assert ray_run["matching"]["pairs"] == local["matching"]["pairs"]
+    for key, entry in local["geometry"]["grid"].items():
+        for metric, score in entry["metrics"].items():
+            other = ray_run["geometry"]["grid"][key]["metrics"][metric]
+            assert other["score"] == pytest.approx(score["score"], abs=1e-12)
+            assert other["null_mean"] == pytest.approx(score["null_mean"], abs=1e-12)
+            assert other["p_value"] == score["p_value"]

@@ -24,3 +24,23 @@ from featgeom_tda.distributed.matching import ray_match_features, ray_top_correl
 from featgeom_tda.distributed.nulls import ray_permutation_test
 
 __all__ = ["ray_top_correlations", "ray_match_features", "ray_permutation_test", "ray_extract_activations"]
+
+
+def _ray_engine(recipe):
+    """``engine: ray`` of a recipe run: the three Ray functions joined to the recipe's ``ray_address``."""
+    from functools import partial
+
+    from featgeom_tda.pipeline.engines import Engine
+
+    address = getattr(recipe, "ray_address", None)
+    return Engine("ray", partial(ray_match_features, address=address), partial(ray_permutation_test, address=address),
+                  partial(ray_extract_activations, address=address))
+
+
+def _register() -> None:
+    from featgeom_tda.pipeline.engines import register_engine
+
+    register_engine("ray", _ray_engine)
+
+
+_register()

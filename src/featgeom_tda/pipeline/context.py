@@ -34,6 +34,16 @@ class RunContext:
     _activations: dict[str, Any] | None = field(default=None, repr=False)
     _matchings: dict[str, Any] | None = field(default=None, repr=False)
     _token_strings: list[str] | None = field(default=None, repr=False)
+    _engine: Any = field(default=None, repr=False)
+
+    @property
+    def engine(self) -> Any:
+        """Where matching, permutation nulls and extraction run (:mod:`featgeom_tda.pipeline.engines`)."""
+        if self._engine is None:
+            from featgeom_tda.pipeline.engines import engine_for
+
+            self._engine = engine_for(self.recipe)
+        return self._engine
 
     def stage_dir(self, name: str) -> Path:
         d = Path(self.out_dir) / name

@@ -271,6 +271,8 @@ class Recipe:
     device: str = "cpu"
     batch_size: int = 32
     embedded_size: Literal["full", "small"] = "full"  # "small": a tiny embedded default for smoke tests
+    engine: Literal["local", "ray"] = "local"  # ray: extraction, matching and nulls sharded over a Ray cluster
+    ray_address: str | None = None  # the Ray cluster to join (default: a local one)
 
     def __post_init__(self) -> None:
         if len(self.models) not in (1, 2):
@@ -291,6 +293,8 @@ class Recipe:
         if self.token_budget < 1:
             raise RecipeError(f"token_budget must be >= 1, got {self.token_budget}")
         _check_range("recipe", "batch_size", self.batch_size, lo=1)
+        if self.ray_address is not None and self.engine != "ray":
+            raise RecipeError("ray_address applies to engine: ray")
         _check_device(self.device)
 
     def to_dict(self) -> dict[str, Any]:

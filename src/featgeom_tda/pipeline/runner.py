@@ -184,11 +184,16 @@ def run_recipe(
     return pipe
 
 
-def run_recipe_file(path: str | Path, *, out_dir: str | Path | None = None, force: list[str] | None = None) -> int:
+def run_recipe_file(path: str | Path, *, out_dir: str | Path | None = None, force: list[str] | None = None,
+                    engine: str | None = None, address: str | None = None) -> int:
     """CLI entry: run a recipe file and print per-stage times and where the report is."""
     from featgeom_tda.pipeline.packaged import recipe_path
 
     recipe = load_recipe(recipe_path(path), check_device=True)  # a run needs its device here; validate does not
+    if engine is not None or address is not None:
+        import dataclasses
+
+        recipe = dataclasses.replace(recipe, engine=engine or recipe.engine, ray_address=address or recipe.ray_address)
     check_hooks(recipe, where=str(path))  # before any model is built or trained
     check_output_dir(out_dir or recipe.output_dir, "output directory")
     check_output_dir(recipe.cache_dir, "cache_dir")

@@ -51,9 +51,7 @@ def _docs_for(dataset: Any, n_tokens: int) -> int:
 
 
 def _score(metric: str, X: np.ndarray, Y: np.ndarray, ctx: RunContext, options: dict[str, Any]) -> MetricScore:
-    from featgeom_tda.analyses.geometry import permutation_test
-
-    res = permutation_test(metric, X, Y, n_permutations=ctx.recipe.geometry.n_permutations, seed=ctx.recipe.seed,
+    res = ctx.engine.permutation_test(metric, X, Y, n_permutations=ctx.recipe.geometry.n_permutations, seed=ctx.recipe.seed,
                            **options)
     return MetricScore(score=res.score, null_mean=res.null_mean, null_std=res.null_std, p_value=res.p_value)
 
@@ -84,7 +82,6 @@ def _block(hook: str) -> int | None:
 
 
 def _neuron_rows(ctx: RunContext, a: Layer, b: Layer, rows: Any, metric_options: Any) -> list[ControlRow]:
-    from featgeom_tda.analyses.matching import match_features
     from featgeom_tda.sources.neurons import mlp_neuron_units
 
     models = ctx.sources.models
@@ -95,7 +92,7 @@ def _neuron_rows(ctx: RunContext, a: Layer, b: Layer, rows: Any, metric_options:
     mask = rows.row_mask()
     units_a = mlp_neuron_units(models[a.model], rows.tokens, la, mask=mask, batch_size=ctx.recipe.batch_size)
     units_b = mlp_neuron_units(models[b.model], rows.tokens, lb, mask=mask, batch_size=ctx.recipe.batch_size)
-    m = match_features(units_a.to_activations(), units_b.to_activations(), mode="one-to-one", threshold=None)
+    m = ctx.engine.match_features(units_a.to_activations(), units_b.to_activations(), mode="one-to-one", threshold=None)
     if len(m) < MIN_PAIRS:
         return [ControlRow(a=a.key, b=b.key, kind=kind, n_pairs=len(m), skipped=f"fewer than {MIN_PAIRS} matched neurons")]
     X, Y = units_a.weights.weights[m.index_a], units_b.weights.weights[m.index_b]

@@ -12,7 +12,7 @@ from featgeom_tda.results import ExtractionResult, LayerActivations
 
 
 def run(ctx: RunContext) -> ExtractionResult:
-    from featgeom_tda.extraction.activations import ActivationSource, extract_activations
+    from featgeom_tda.extraction.activations import ActivationSource
 
     src, recipe = ctx.sources, ctx.recipe
     ctx.stage_dir("extraction")
@@ -24,7 +24,7 @@ def run(ctx: RunContext) -> ExtractionResult:
     ]
     # every store holds the same token rows in the same order; each model runs once per batch. The stores are
     # this run's cache of the stage: when the stage's inputs changed, its old stores are rebuilt (overwrite)
-    stores = extract_activations(sources, dataset, ctx.stores_dir, batch_size=recipe.batch_size, device=recipe.device,
+    stores = ctx.engine.extract_activations(sources, dataset, ctx.stores_dir, batch_size=recipe.batch_size, device=recipe.device,
                                  overwrite=True)
     ctx.forget_activations()
     layers = {}

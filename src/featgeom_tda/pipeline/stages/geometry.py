@@ -39,7 +39,7 @@ def metric_options(metric: str, spec: GeometrySpec) -> dict[str, Any]:
 
 
 def _pair_geometry(ctx: RunContext, a: Layer, b: Layer) -> PairGeometry:
-    from featgeom_tda.analyses.geometry import permutation_test, random_subset_baseline, svcca_result
+    from featgeom_tda.analyses.geometry import random_subset_baseline, svcca_result
 
     spec, seed = ctx.recipe.geometry, ctx.recipe.seed
     m = ctx.matchings()[pair_key(a, b)]
@@ -50,7 +50,7 @@ def _pair_geometry(ctx: RunContext, a: Layer, b: Layer) -> PairGeometry:
     scores = {}
     for metric in spec.metrics:
         kwargs = metric_options(metric, spec)
-        res = permutation_test(metric, X, Y, n_permutations=spec.n_permutations, seed=seed, **kwargs)
+        res = ctx.engine.permutation_test(metric, X, Y, n_permutations=spec.n_permutations, seed=seed, **kwargs)
         sub = random_subset_baseline(metric, wa, wb, len(m), n_draws=spec.n_subset_draws, seed=seed, **kwargs)
         scores[metric] = MetricScore(
             score=res.score, null_mean=res.null_mean, null_std=res.null_std, p_value=res.p_value,

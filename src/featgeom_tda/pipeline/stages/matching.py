@@ -10,14 +10,13 @@ from featgeom_tda.results import MatchingResult, PairMatching
 
 
 def run(ctx: RunContext) -> MatchingResult:
-    from featgeom_tda.analyses.matching import match_features
     from featgeom_tda.viz.matching import plot_correlation_histogram
 
     acts, spec = ctx.activations(), ctx.recipe.matching
     out = ctx.stage_dir("matching")
     pairs, matchings = {}, {}
     for a, b in layer_pairs(ctx.recipe):
-        m = match_features(
+        m = ctx.engine.match_features(
             acts[a.key], acts[b.key], mode=spec.mode, threshold=spec.threshold, top_k=spec.top_k,
             exclude_tokens="punctuation" if spec.exclude_punctuation else None, token_strings=ctx.token_strings(),
             require_same_token=spec.require_same_token,
