@@ -380,6 +380,7 @@ class ReportResult(StageResult):
     html: str
     results_json: str
     sections: list[str]
+    explorer: str | None = None  # the explorer page beside the report
 
 
 STAGE_RESULTS: dict[str, type[StageResult]] = {

@@ -143,3 +143,15 @@ def test_engine_ray_gives_the_local_results(small_run, tmp_path, capsys):
             assert other["score"] == pytest.approx(score["score"], abs=1e-12)
             assert other["null_mean"] == pytest.approx(score["null_mean"], abs=1e-12)
             assert other["p_value"] == score["p_value"]
+
+
+def test_the_report_links_an_explorer_of_the_main_pair(small_run):
+    from featgeom_tda.viz.explorer import read_explorer_payload
+
+    recipe, pipe = small_run
+    report = pipe.results("report")
+    assert report.explorer and report.explorer.endswith("explorer.html")
+    assert 'href="explorer.html"' in open(report.html).read()
+    payload = read_explorer_payload(report.explorer)
+    text = json.dumps(payload)
+    assert "tiny-1L" in text and "tiny-2L" in text

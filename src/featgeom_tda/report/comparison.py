@@ -39,12 +39,16 @@ def _label(metric: str) -> str:
 
 def write_comparison_report(
     out_dir: str | Path, *, recipe: dict[str, Any], results: Mapping[str, StageResult],
-    stage_seconds: Mapping[str, float] | None = None,
+    stage_seconds: Mapping[str, float] | None = None, explorer: str | None = None,
 ) -> ReportResult:
-    """Write ``report.html``, ``results.json`` and the CSV tables of ``results`` (stage -> typed result)."""
+    """Write ``report.html``, ``results.json`` and the CSV tables of ``results`` (stage -> typed result);
+    ``explorer`` names the explorer page beside the report, linked from its first section."""
     out = Path(out_dir)
     results = {k: v for k, v in results.items() if k != "report"}
     sections = build_sections(results, recipe, report_dir=out, stage_seconds=dict(stage_seconds or {}))
+    if explorer is not None:
+        sections[0].links.append(("Feature explorer: both layers' features side by side, click to compare (HTML)",
+                                  explorer))
     names = [m["name"] for m in recipe["models"]]
     title = f"featgeom report: {names[0]} vs {names[1]}" if len(names) == 2 else f"featgeom report: layers of {names[0]}"
     ext = results.get("extraction")
@@ -56,7 +60,8 @@ def write_comparison_report(
     payload = {"schema_version": SCHEMA_VERSION, "recipe": recipe,
                "stages": {name: r.to_dict() for name, r in results.items()}}
     json_path = write_results_json(out / "results.json", payload)
-    return ReportResult(html=str(html), results_json=str(json_path), sections=[s.id for s in sections])
+    return ReportResult(html=str(html), results_json=str(json_path), sections=[s.id for s in sections],
+                        explorer=str(out / explorer) if explorer else None)
 
 
 def _summary_cards(results: Mapping[str, StageResult]) -> list[tuple[str, Any]]:

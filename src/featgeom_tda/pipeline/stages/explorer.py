@@ -1,0 +1,95 @@
+"""The explorer page of a run (``report/explorer.html``): the main layer pair's features, side by side.
+
+For each feature of both layers: PCA coordinates of its decoder row, its top-activating examples with the
+activation on every token of the window, a histogram of its non-zero activations, the tokens its decoder
+direction promotes and suppresses through the model's unembedding, its concept label and whether it is dead;
+the pairs of the main matching link the two panels.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from featgeom_tda.pipeline.context import RunContext
+from featgeom_tda.pipeline.layers import Layer, main_pair, pair_key
+
+__all__ = ["write_run_explorer"]
+
+N_EXAMPLES = 4
+WINDOW = 8  # tokens either side of the peak
+N_OUTPUT_TOKENS = 6
+N_BINS = 20
+
+
+def write_run_explorer(ctx: RunContext, path: Path) -> Path:
+    from featgeom_tda.analyses.projection import pca_projection
+    from featgeom_tda.viz.explorer import write_explorer
+
+    a, b = main_pair(ctx.recipe)
+    points = [pca_projection(ctx.decoder_rows(layer), metric="cosine", seed=ctx.recipe.seed).coords for layer in (a, b)]
+    features = [_features(ctx, layer) for layer in (a, b)]
+    return write_explorer(
+        path, model_a=a.label, model_b=b.label, points_a=points[0], points_b=points[1], features_a=features[0],
+        features_b=features[1], pairs=ctx.matchings()[pair_key(a, b)], title=f"Feature explorer: {a.label} vs {b.label}",
+    )
+
+
+def _features(ctx: RunContext, layer: Layer) -> list[dict[str, Any]]:
+    from featgeom_tda.analyses.interpret import feature_concepts
+    from featgeom_tda.core.token_filters import top_activations
+    from featgeom_tda.sources.concepts import load_concept_groups
+
+    acts = ctx.activations()[layer.key]
+    strings = ctx.token_strings()
+    matrix = acts.matrix.tocsc()
+    rows, _ = top_activations(acts, k=N_EXAMPLES)
+    concepts = feature_concepts(acts, strings, load_concept_groups())
+    promoted, suppressed = _output_tokens(ctx, layer, strings)
+    fired = np.diff(matrix.indptr) > 0
+    out = []
+    for f in range(acts.n_features):
+        column = matrix[:, f]
+        values = column.data
+        hist, edges = np.histogram(values, bins=N_BINS) if values.size else (np.zeros(N_BINS, int), np.array([0.0, 1.0]))
+        examples = [_window(acts, column, int(r), strings) for r in rows[f] if r >= 0]
+        out.append({
+            "examples": examples, "histogram": hist.tolist(), "histogram_range": (float(edges[0]), float(edges[-1])),
+            "promoted": promoted[f], "suppressed": suppressed[f], "dead": not bool(fired[f]),
+            "concept": str(concepts[f]) if concepts[f] else None,
+        })
+    return out
+
+
+def _window(acts: Any, column: Any, row: int, strings: list[str]) -> tuple[list[str], list[float]]:
+    """The tokens of ``row``'s document within WINDOW rows of it, and the feature's activation on each."""
+    doc = acts.doc_index[row]
+    lo, hi = max(0, row - WINDOW), min(acts.n_tokens, row + WINDOW + 1)
+    keep = np.arange(lo, hi)[acts.doc_index[lo:hi] == doc]
+    dense = np.asarray(column[keep].todense()).ravel()
+    return [strings[t] if 0 <= t < len(strings) else f"<{t}>" for t in acts.token_ids[keep]], dense.tolist()
+
+
+def _output_tokens(ctx: RunContext, layer: Layer, strings: list[str]) -> tuple[list[list], list[list]]:
+    """Per feature: the tokens whose logits its decoder direction raises most and lowers most."""
+    import torch
+
+    model = ctx.sources.models[layer.model]
+    W_dec = torch.as_tensor(ctx.decoder_rows(layer), dtype=torch.float32)
+    W_U = model.W_U.detach().float().cpu()
+    promoted, suppressed = [], []
+    with torch.no_grad():
+        for start in range(0, W_dec.shape[0], 512):
+            logits = W_dec[start:start + 512] @ W_U
+            top = torch.topk(logits, N_OUTPUT_TOKENS, dim=1)
+            bottom = torch.topk(-logits, N_OUTPUT_TOKENS, dim=1)
+            for vals, idx, nvals, nidx in zip(top.values, top.indices, bottom.values, bottom.indices):
+                promoted.append([(_token(strings, int(i)), float(v)) for v, i in zip(vals, idx)])
+                suppressed.append([(_token(strings, int(i)), -float(v)) for v, i in zip(nvals, nidx)])
+    return promoted, suppressed
+
+
+def _token(strings: list[str], i: int) -> str:
+    return strings[i] if 0 <= i < len(strings) else f"<{i}>"
