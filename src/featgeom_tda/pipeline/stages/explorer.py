@@ -29,24 +29,40 @@ def write_run_explorer(ctx: RunContext, path: Path) -> Path:
     from featgeom_tda.viz.explorer import write_explorer
 
     a, b = main_pair(ctx.recipe)
+    strings = _display_strings(ctx)
     points = [pca_projection(ctx.decoder_rows(layer), metric="cosine", seed=ctx.recipe.seed).coords for layer in (a, b)]
-    features = [_features(ctx, layer) for layer in (a, b)]
+    features = [_features(ctx, layer, strings) for layer in (a, b)]
     return write_explorer(
         path, model_a=a.label, model_b=b.label, points_a=points[0], points_b=points[1], features_a=features[0],
         features_b=features[1], pairs=ctx.matchings()[pair_key(a, b)], title=f"Feature explorer: {a.label} vs {b.label}",
     )
 
 
-def _features(ctx: RunContext, layer: Layer) -> list[dict[str, Any]]:
+def _display_strings(ctx: RunContext) -> list[str]:
+    """Token id -> the text it stands for (byte-level markers such as 'Ġ' turned back into spaces)."""
+    tokenizer = ctx.sources.tokenizer
+    raw = ctx.token_strings()
+    convert = getattr(tokenizer, "convert_tokens_to_string", None)
+    if convert is None:
+        return raw
+    out = []
+    for s in raw:
+        try:
+            out.append(convert([s]) if s else s)
+        except Exception:  # noqa: BLE001 - a token the tokenizer cannot render stays as its vocabulary string
+            out.append(s)
+    return out
+
+
+def _features(ctx: RunContext, layer: Layer, strings: list[str]) -> list[dict[str, Any]]:
     from featgeom_tda.analyses.interpret import feature_concepts
     from featgeom_tda.core.token_filters import top_activations
     from featgeom_tda.sources.concepts import load_concept_groups
 
     acts = ctx.activations()[layer.key]
-    strings = ctx.token_strings()
     matrix = acts.matrix.tocsc()
     rows, _ = top_activations(acts, k=N_EXAMPLES)
-    concepts = feature_concepts(acts, strings, load_concept_groups())
+    concepts = feature_concepts(acts, ctx.token_strings(), load_concept_groups())
     promoted, suppressed = _output_tokens(ctx, layer, strings)
     fired = np.diff(matrix.indptr) > 0
     out = []
