@@ -108,9 +108,9 @@ def test_predicted_time_is_within_a_sane_factor_of_a_measured_run():
     x /= np.linalg.norm(x, axis=1, keepdims=True)
     dist = distance_matrix(x, "euclidean", np.float32)
     _, predicted = run_cost(100, simplex_counts(dist, enclosing_radius(dist), 3))
-    start = time.perf_counter()
+    start = time.process_time()  # CPU seconds: a machine loaded by other jobs stretches wall time, not this
     persistence(x, maxdim=3, engine="giotto", n_threads=1)
-    measured = time.perf_counter() - start
+    measured = time.process_time() - start
     assert predicted / 8 < measured < predicted * 8  # measured here: 0.7 s against 0.4 s predicted
 
 
