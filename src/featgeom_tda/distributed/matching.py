@@ -19,8 +19,7 @@ from typing import Any, Literal
 import numpy as np
 import scipy.sparse as sp
 
-from featgeom_tda.analyses.matching import assignment as _assignment
-from featgeom_tda.analyses.matching.assignment import MATCH_MODES
+from featgeom_tda.analyses.matching.assignment import match_with_top
 from featgeom_tda.analyses.matching.stats import Stats, column_stats, prepared
 from featgeom_tda.analyses.matching.top import CORRELATION_METHODS, TopCorrelations, top_from_stats
 from featgeom_tda.core._validation import (
@@ -29,7 +28,6 @@ from featgeom_tda.core._validation import (
     check_positive_int,
     check_same_rows,
 )
-from featgeom_tda.core.token_filters import top_token_ids, top_tokens_overlap
 from featgeom_tda.core.types import FeatureMatching
 from featgeom_tda.distributed._ray import cluster_cpus, connect, split_blocks, task_options
 
@@ -182,109 +180,17 @@ def ray_match_features(
     Options as in ``match_features`` and :func:`ray_top_correlations` (``n_blocks`` / ``block_size`` count
     features of the direction being computed).
     """
-    check_choice(mode, "mode", MATCH_MODES)
-    top_k = check_positive_int(top_k, "top_k")
-    n_top_tokens = check_positive_int(n_top_tokens, "n_top_tokens")
-    if threshold is not None:
-        threshold = check_number(threshold, "threshold", low=-1.0, high=1.0)
-    if not isinstance(require_same_token, bool):
-        raise ValueError(f"require_same_token must be True or False; got {require_same_token!r}")
     if chunk_size is not None:
         chunk_size = check_positive_int(chunk_size, "chunk_size")
     check_choice(method, "method", CORRELATION_METHODS)
     cpus, gpus = _checked_engine(num_cpus_per_task, num_gpus_per_task)
+    common = dict(n_blocks=n_blocks, block_size=block_size, address=address, chunk_size=chunk_size, device=device,
+                  method=method, num_cpus_per_task=cpus, num_gpus_per_task=gpus, max_retries=max_retries)
 
-    a = prepared(acts_a, "acts_a")
-    b = prepared(acts_b, "acts_b")
-    check_same_rows(a.matrix, "acts_a", b.matrix, "acts_b", what="the two activation sets")
-    token_rule = _assignment._token_rule(exclude_tokens, token_strings)
-    uses_tokens = token_rule is not None or require_same_token
-    if uses_tokens:
-        for acts, name in ((a, "acts_a"), (b, "acts_b")):
-            if (acts.token_ids < 0).any():
-                raise ValueError(
-                    f"{name} has rows without token ids (-1); token filters need FeatureActivations with token_ids"
-                )
+    def top(x: Any, y: Any, sx: Any, sy: Any, k: int) -> Any:
+        return _distributed_top(x, y, sx, sy, k=k, **common)
 
-    sa, sb = column_stats(a.matrix), column_stats(b.matrix)
-    k = top_k if mode in ("one-to-one", "optimal") else 1
-    common = dict(k=k, n_blocks=n_blocks, block_size=block_size, address=address, chunk_size=chunk_size,
-                  device=device, method=method, num_cpus_per_task=cpus, num_gpus_per_task=gpus,
-                  max_retries=max_retries)
-    ab = _distributed_top(a.matrix, b.matrix, sa, sb, **common)
-    filtered: dict[str, int] = {"dead_a": int(sa.dead.sum()), "dead_b": int(sb.dead.sum())}
-    best_b, best_ab = ab.best()
-    has_best = best_b >= 0
-    # the pairing below follows match_features step by step, on the same candidates
-    if mode == "many-to-one":
-        ia = np.flatnonzero(has_best)
-        ib = best_b[ia]
-        corr = best_ab[ia].astype(np.float64)
-    elif mode == "optimal":
-        ba = _distributed_top(b.matrix, a.matrix, sb, sa, **common)
-        none = np.zeros(0, dtype=np.int64)
-        ea, eb, ec = _assignment._candidate_edges(ab, ba, none, none)
-        if threshold is not None:
-            keep = ec >= threshold
-            filtered["below_threshold"] = int((~keep).sum())
-            ea, eb, ec = ea[keep], eb[keep], ec[keep]
-        ia, ib, corr = _assignment._max_weight_matching(ea, eb, ec)
-        filtered["unassigned_a"] = int(has_best.sum() - ia.size)
-    else:
-        ba = _distributed_top(b.matrix, a.matrix, sb, sa, **common)
-        best_a, _ = ba.best()
-        mutual = has_best.copy()
-        mutual[has_best] = best_a[best_b[has_best]] == np.flatnonzero(has_best)
-        ia = np.flatnonzero(mutual)
-        ib = best_b[ia]
-        corr = best_ab[ia].astype(np.float64)
-        if mode == "mutual":
-            filtered["not_mutual"] = int(has_best.sum() - mutual.sum())
-        else:
-            xa, xb, xc = _assignment._assign_rest(ab, ba, ia, ib)
-            ia = np.concatenate([ia, xa])
-            ib = np.concatenate([ib, xb])
-            corr = np.concatenate([corr, xc])
-            filtered["unassigned_a"] = int(has_best.sum() - ia.size)
-
-    order = np.argsort(ia, kind="stable")
-    ia, ib, corr = ia[order], ib[order], corr[order]
-
-    if threshold is not None and mode != "optimal":
-        keep = corr >= threshold
-        filtered["below_threshold"] = int((~keep).sum())
-        ia, ib, corr = ia[keep], ib[keep], corr[keep]
-
-    if uses_tokens:
-        if ia.size:
-            tok_a = top_token_ids(a.select_features(ia), k=n_top_tokens)
-            tok_b = top_token_ids(b.select_features(ib), k=n_top_tokens)
-        else:
-            tok_a = tok_b = np.zeros((0, n_top_tokens), dtype=np.int64)
-        if token_rule is not None:
-            reason, excluded = token_rule
-            drop = _assignment._only_excluded(tok_a, excluded) | _assignment._only_excluded(tok_b, excluded)
-            filtered[reason] = int(drop.sum())
-            keep = ~drop
-            ia, ib, corr, tok_a, tok_b = ia[keep], ib[keep], corr[keep], tok_a[keep], tok_b[keep]
-        if require_same_token:
-            keep = top_tokens_overlap(tok_a, tok_b)
-            filtered["no_shared_top_token"] = int((~keep).sum())
-            ia, ib, corr = ia[keep], ib[keep], corr[keep]
-
-    config = {
-        "mode": mode,
-        "threshold": threshold,
-        "top_k": top_k,
-        "exclude_tokens": _assignment._describe_exclude(exclude_tokens),
-        "require_same_token": require_same_token,
-        "n_top_tokens": n_top_tokens,
-        "n_rows": int(a.n_tokens),
-        "n_features_a": int(a.n_features),
-        "n_features_b": int(b.n_features),
-        "method": ab.method,
-    }
-    return FeatureMatching(
-        ia, ib, corr.astype(np.float32), filtered=filtered, config=config,
-        provenance_a=a.provenance, provenance_b=b.provenance,
+    return match_with_top(
+        top, acts_a, acts_b, mode=mode, threshold=threshold, top_k=top_k, exclude_tokens=exclude_tokens,
+        token_strings=token_strings, require_same_token=require_same_token, n_top_tokens=n_top_tokens,
     )

@@ -4,7 +4,7 @@ correlations, with filters."""
 from __future__ import annotations
 
 from collections.abc import Collection, Sequence
-from typing import Any, Literal
+from typing import Any, Callable, Literal
 
 import numpy as np
 import scipy.sparse as sp
@@ -15,7 +15,7 @@ from featgeom_tda.core._validation import check_choice, check_number, check_posi
 from featgeom_tda.core.token_filters import excluded_token_mask, top_token_ids, top_tokens_overlap
 from featgeom_tda.core.types import FeatureMatching
 
-__all__ = ["MATCH_MODES", "match_features"]
+__all__ = ["MATCH_MODES", "match_features", "match_with_top"]
 
 MATCH_MODES = ("one-to-one", "many-to-one", "mutual", "optimal")
 
@@ -70,6 +70,36 @@ def match_features(
         :class:`FeatureMatching` ordered by index_a, with the options in ``config`` and provenance of
         both inputs.
     """
+    if chunk_size is not None:
+        chunk_size = check_positive_int(chunk_size, "chunk_size")
+    n_jobs = resolve_jobs(n_jobs)
+    check_choice(method, "method", CORRELATION_METHODS)
+    common = dict(chunk_size=chunk_size, device=device, n_jobs=n_jobs, method=method, progress=progress)
+
+    def top(x: Any, y: Any, sx: Any, sy: Any, k: int) -> Any:
+        return top_from_stats(x, y, sx, sy, k=k, **common)
+
+    return match_with_top(
+        top, acts_a, acts_b, mode=mode, threshold=threshold, top_k=top_k, exclude_tokens=exclude_tokens,
+        token_strings=token_strings, require_same_token=require_same_token, n_top_tokens=n_top_tokens,
+    )
+
+
+def match_with_top(
+    top: Callable[[Any, Any, Any, Any, int], Any],
+    acts_a: Any,
+    acts_b: Any,
+    *,
+    mode: Literal["one-to-one", "many-to-one", "mutual", "optimal"] = "one-to-one",
+    threshold: float | None = None,
+    top_k: int = 5,
+    exclude_tokens: str | Collection[int] | Collection[str] | None = None,
+    token_strings: Sequence[str] | None = None,
+    require_same_token: bool = False,
+    n_top_tokens: int = 5,
+) -> FeatureMatching:
+    """:func:`match_features` with the top correlations computed by ``top(x, y, stats_x, stats_y, k)`` (a
+    :class:`TopCorrelations` of every column of x against y), e.g. sharded over a cluster; options as there."""
     check_choice(mode, "mode", MATCH_MODES)
     top_k = check_positive_int(top_k, "top_k")
     n_top_tokens = check_positive_int(n_top_tokens, "n_top_tokens")
@@ -77,10 +107,6 @@ def match_features(
         threshold = check_number(threshold, "threshold", low=-1.0, high=1.0)
     if not isinstance(require_same_token, bool):
         raise ValueError(f"require_same_token must be True or False; got {require_same_token!r}")
-    if chunk_size is not None:
-        chunk_size = check_positive_int(chunk_size, "chunk_size")
-    n_jobs = resolve_jobs(n_jobs)
-    check_choice(method, "method", CORRELATION_METHODS)
 
     a = prepared(acts_a, "acts_a")
     b = prepared(acts_b, "acts_b")
@@ -96,8 +122,7 @@ def match_features(
 
     sa, sb = column_stats(a.matrix), column_stats(b.matrix)
     k = top_k if mode in ("one-to-one", "optimal") else 1
-    common = dict(chunk_size=chunk_size, device=device, n_jobs=n_jobs, method=method, progress=progress)
-    ab = top_from_stats(a.matrix, b.matrix, sa, sb, k=k, **common)
+    ab = top(a.matrix, b.matrix, sa, sb, k)
     filtered: dict[str, int] = {"dead_a": int(sa.dead.sum()), "dead_b": int(sb.dead.sum())}
     best_b, best_ab = ab.best()
     has_best = best_b >= 0
@@ -106,7 +131,7 @@ def match_features(
         ib = best_b[ia]
         corr = best_ab[ia].astype(np.float64)
     elif mode == "optimal":
-        ba = top_from_stats(b.matrix, a.matrix, sb, sa, k=k, **common)
+        ba = top(b.matrix, a.matrix, sb, sa, k)
         none = np.zeros(0, dtype=np.int64)
         ea, eb, ec = _candidate_edges(ab, ba, none, none)
         if threshold is not None:
@@ -116,7 +141,7 @@ def match_features(
         ia, ib, corr = _max_weight_matching(ea, eb, ec)
         filtered["unassigned_a"] = int(has_best.sum() - ia.size)
     else:
-        ba = top_from_stats(b.matrix, a.matrix, sb, sa, k=k, **common)
+        ba = top(b.matrix, a.matrix, sb, sa, k)
         best_a, _ = ba.best()
         mutual = has_best.copy()
         mutual[has_best] = best_a[best_b[has_best]] == np.flatnonzero(has_best)
