@@ -17,9 +17,7 @@ from typing import Any, Callable
 import numpy as np
 
 from featgeom_tda.analyses.geometry import baselines as _baselines
-from featgeom_tda.analyses.geometry import similarity as _similarity
 from featgeom_tda.analyses.geometry.baselines import PermutationResult
-from featgeom_tda.core._validation import as_float_matrix, check_choice, check_positive_int, check_same_rows
 from featgeom_tda.distributed._ray import cluster_cpus, connect, split_blocks, task_options
 
 __all__ = ["ray_permutation_test", "block_states"]
@@ -105,50 +103,19 @@ def ray_permutation_test(
         ``n_blocks`` and any number of workers. Each task builds the scorer once (the fast path's one-time
         work, e.g. an SVD or centred Gram matrices) for its block.
     """
-    spec = _baselines._resolve(metric)
-    check_choice(method, "method", ("auto", "fast", "naive"))
-    n_permutations = check_positive_int(n_permutations, "n_permutations")
-    _baselines._check_null_memory(n_permutations, "n_permutations")
-    seed = _baselines._check_seed(seed)
-    _baselines._check_options(spec, metric_kwargs)
-    Xa = as_float_matrix(X, "X")
-    Ya = as_float_matrix(Y, "Y")
-    check_same_rows(Xa, "X", Ya, "Y", what="paired metrics")
-    n = Xa.shape[0]
-    if n < 2:
-        raise ValueError(f"X and Y have {n} rows; a permutation test needs at least 2 paired rows")
-    if method == "fast" and spec.fast is None:
-        raise ValueError(f"metric {spec.name!r} has no fast permutation path; use method='naive' or 'auto'")
-    if spec.fast is not None:
-        Xa, Ya = _similarity._rescaled(Xa), _similarity._rescaled(Ya)
-    if spec.observe is not None:
-        score, details = spec.observe(Xa, Ya, **metric_kwargs)
-    else:
-        score, details = spec.func(Xa, Ya, **metric_kwargs), {}
-    score = float(score)
-    use_fast = spec.fast is not None and method != "naive"
-
+    test = _baselines.prepare_permutation_test(metric, X, Y, n_permutations=n_permutations, seed=seed, method=method,
+                                               **metric_kwargs)
+    n = test.X.shape[0]
     ray = connect(address)
-    blocks = split_blocks(n_permutations, n_blocks=n_blocks, block_size=block_size, default_blocks=cluster_cpus(ray))
-    states = block_states(seed, n, blocks)
+    blocks = split_blocks(test.n_permutations, n_blocks=n_blocks, block_size=block_size,
+                          default_blocks=cluster_cpus(ray))
+    states = block_states(test.seed, n, blocks)
     remote = _remote_null_block(ray).options(**task_options(num_cpus=num_cpus_per_task, num_gpus=0,
                                                             max_retries=max_retries))
-    x_ref, y_ref = ray.put(Xa), ray.put(Ya)
-    key = spec.name if isinstance(metric, str) or spec.fast is not None else metric  # named: resolved in the task
-    log.info("permutation null on Ray: %d permutations of %d rows in %d blocks", n_permutations, n, len(blocks))
-    refs = [remote.remote(key, x_ref, y_ref, use_fast, dict(metric_kwargs), st, hi - lo)
+    x_ref, y_ref = ray.put(test.X), ray.put(test.Y)
+    # a named metric (or one with a fast path) is resolved again in the task
+    key = test.spec.name if isinstance(metric, str) or test.spec.fast is not None else metric
+    log.info("permutation null on Ray: %d permutations of %d rows in %d blocks", test.n_permutations, n, len(blocks))
+    refs = [remote.remote(key, x_ref, y_ref, test.use_fast, dict(metric_kwargs), st, hi - lo)
             for (lo, hi), st in zip(blocks, states)]
-    null = np.concatenate(ray.get(refs))
-    return PermutationResult(
-        metric=spec.name,
-        score=score,
-        null=null,
-        null_mean=float(null.mean()),
-        null_std=float(null.std()),
-        p_value=_baselines._p_value(score, null),
-        n_permutations=n_permutations,
-        seed=seed,
-        method="fast" if use_fast else "naive",
-        options=dict(metric_kwargs),
-        details=details,
-    )
+    return test.result(np.concatenate(ray.get(refs)))

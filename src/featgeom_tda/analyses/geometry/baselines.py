@@ -55,6 +55,8 @@ __all__ = [
     "PermutationResult",
     "SubsetBaselineResult",
     "permutation_test",
+    "prepare_permutation_test",
+    "PreparedPermutationTest",
     "random_subset_baseline",
     "METRIC_NAMES",
     "METRIC_LABELS",
@@ -441,6 +443,67 @@ def permutation_test(
     are first rescaled by an exact power of two (as the metrics themselves do), so that the fast null neither
     overflows nor underflows; inputs of ordinary magnitude are used as given.
     """
+    test = prepare_permutation_test(metric, X, Y, n_permutations=n_permutations, seed=seed, method=method,
+                                    **metric_kwargs)
+    spec, Xa, Ya = test.spec, test.X, test.Y
+    if test.use_fast:
+        evaluate = spec.fast(Xa, Ya, **metric_kwargs)
+    else:
+
+        def evaluate(perm: np.ndarray) -> float:
+            return float(spec.func(Xa, Ya[perm], **metric_kwargs))
+
+    rng = np.random.default_rng(test.seed)
+    null = np.empty(test.n_permutations, dtype=np.float64)
+    for i in _progress(range(test.n_permutations), progress, f"{spec.name} permutations"):
+        null[i] = evaluate(rng.permutation(Xa.shape[0]))
+    return test.result(null)
+
+
+@dataclass
+class PreparedPermutationTest:
+    """A checked permutation test before its null: the metric, the float64 inputs (rescaled for the named
+    metrics), the observed score and how the null will be scored. ``result(null)`` completes it."""
+
+    spec: Any
+    X: np.ndarray
+    Y: np.ndarray
+    score: float
+    details: dict[str, Any]
+    use_fast: bool
+    n_permutations: int
+    seed: int
+    options: dict[str, Any]
+
+    def result(self, null: np.ndarray) -> PermutationResult:
+        return PermutationResult(
+            metric=self.spec.name,
+            score=self.score,
+            null=null,
+            null_mean=float(null.mean()),
+            null_std=float(null.std()),
+            p_value=_p_value(self.score, null),
+            n_permutations=self.n_permutations,
+            seed=self.seed,
+            method="fast" if self.use_fast else "naive",
+            options=dict(self.options),
+            details=self.details,
+        )
+
+
+def prepare_permutation_test(
+    metric: str | Callable[..., float],
+    X: Any,
+    Y: Any,
+    /,
+    *,
+    n_permutations: int = 1000,
+    seed: int = 0,
+    method: str = "auto",
+    **metric_kwargs: Any,
+) -> PreparedPermutationTest:
+    """Every check of :func:`permutation_test` and its observed score, for engines that score the null
+    elsewhere (e.g. sharded over a cluster) with the same permutations."""
     spec = _resolve(metric)
     check_choice(method, "method", ("auto", "fast", "naive"))
     n_permutations = check_positive_int(n_permutations, "n_permutations")
@@ -465,32 +528,9 @@ def permutation_test(
         score, details = spec.observe(Xa, Ya, **metric_kwargs)
     else:
         score, details = spec.func(Xa, Ya, **metric_kwargs), {}
-    score = float(score)
-    use_fast = spec.fast is not None and method != "naive"
-    if use_fast:
-        evaluate = spec.fast(Xa, Ya, **metric_kwargs)
-    else:
-
-        def evaluate(perm: np.ndarray) -> float:
-            return float(spec.func(Xa, Ya[perm], **metric_kwargs))
-
-    rng = np.random.default_rng(seed)
-    null = np.empty(n_permutations, dtype=np.float64)
-    for i in _progress(range(n_permutations), progress, f"{spec.name} permutations"):
-        null[i] = evaluate(rng.permutation(n))
-
-    return PermutationResult(
-        metric=spec.name,
-        score=score,
-        null=null,
-        null_mean=float(null.mean()),
-        null_std=float(null.std()),
-        p_value=_p_value(score, null),
-        n_permutations=n_permutations,
-        seed=seed,
-        method="fast" if use_fast else "naive",
-        options=dict(metric_kwargs),
-        details=details,
+    return PreparedPermutationTest(
+        spec=spec, X=Xa, Y=Ya, score=float(score), details=details, use_fast=spec.fast is not None and method != "naive",
+        n_permutations=n_permutations, seed=seed, options=dict(metric_kwargs),
     )
 
 
