@@ -19,18 +19,20 @@ bytes(X) = nnz * 8 + (n + 1) * 8 for a float32/int32 CSR (nnz = n * L0).
   W = sum_tokens L0_a * L0_b = n * L0^2 multiply-adds (random reads of B rows; independent of F), plus an
   O(F_a * k * log) scan of the presorted out-of-support order. With blocks of equal work,
   time(N) = W / (N * r) + t_put + t_merge, where r is the rate of one worker (measured below) and
-  t_put = bytes(B) / bandwidth (B sent once per node; zero-copy between workers of a node).
-- Memory per worker: bytes(B) (shared on a node through the object store) + 3 * bytes(A) / N (its block as
-  received, as CSR for top_from_stats, as CSC inside the kernel) + F_a / N * k * 12 (its result) + threads * F_b
-  * 16 (scratch of the fused kernel). The driver holds A, B, A's CSC copy and the (F_a, k) result. Checked here
-  (table below): 1M x 65k x 65k, 1 worker 1,968 MB over idle measured vs 1,960 predicted; 2 workers 1,256 vs
-  1,225. Time: calibrated at 200k tokens, the 1M run took 48 s against 42 s predicted (1 worker; the wider B
-  rows miss the cache more).
+  t_put = (bytes(A) + bytes(B)) / bandwidth (A and B sent once per node; zero-copy between workers of a node).
+  The serial part on the driver is the column statistics of A and B (one numba pass, ~0.3 s per 64M entries)
+  and the two puts; each task cuts its own block out of A, so the driver does no per-block work.
+- Memory per worker: bytes(A) + bytes(B) (mapped from the object store, shared by the workers of a node) +
+  2 * bytes(A) / N (its block as a CSR slice, and as CSC inside the kernel) + F_a / N * k * 12 (its result) +
+  threads * F_b * 16 (scratch of the fused kernel). The driver holds A, B and the (F_a, k) result. Checked
+  here (table below): 1M x 65k x 65k, 1 worker 1,975 MB over idle measured vs 1,985 predicted; 2 workers
+  1,499 vs 1,475. Time: calibrated at 200k tokens, the 1M run took 25 s against 17 s predicted (1 worker; the
+  wider B rows miss the cache more).
 - 10M tokens x 1M x 1M features, L0 = 64: W = 4.1e10; bytes(A) = bytes(B) = 5.2 GB. With r measured here
-  (see the output, ~1e8 multiply-adds/s for one CPU thread on this shared machine), 1 CPU worker needs
-  W / r ~ 7 minutes a direction; N workers: ~7/N minutes + broadcast. Memory per worker: 5.2 GB (B) +
-  3 * 5.2/N GB (A block) + 12/N MB (k=1) + 16 MB scratch a thread: 20.8 GB at N = 1, 7.2 GB at N = 8,
-  5.7 GB at N = 32.
+  (see the output, ~2e8 multiply-adds/s for one CPU thread), 1 CPU worker needs W / r ~ 3 minutes a
+  direction; N workers: ~3/N minutes + broadcast. Memory per worker: 10.4 GB (A and B, once per node) +
+  2 * 5.2/N GB (A block) + 12/N MB (k=1) + 16 MB scratch a thread: 20.8 GB at N = 1, 11.7 GB at N = 8,
+  10.7 GB at N = 32 (a node's object store holds A and B once, whatever its number of workers).
 - On N GPU workers (``device="cuda"``, ``num_gpus_per_task=1``) the torch path runs the sparse products on the
   device and then scans dense (chunk x F_b) float32 blocks: the scan is F_a * F_b / N = 1e12 / N elements per
   direction (at ~5e11 elements/s on one H200-class GPU: ~2 s / N), and device memory is bytes(B) +
@@ -142,6 +144,15 @@ class PeakSampler:
         return max(vals) / 1024 if vals else 0.0
 
 
+def _warm_up(a, b) -> None:
+    """Import the package and compile the kernel in this worker, then stay busy for 2 s (so that the other
+    warm-up tasks, submitted at the same time, land on the other worker processes)."""
+    from featgeom_tda.analyses.matching import top_correlations
+
+    top_correlations(a, b, k=1, n_jobs=1)
+    time.sleep(2.0)
+
+
 def run_size(n: int, na: int, nb: int, rate: float | None, check: bool) -> tuple[list[dict], float]:
     import ray
 
@@ -160,9 +171,12 @@ def run_size(n: int, na: int, nb: int, rate: float | None, check: bool) -> tuple
     for workers in (1, 2):
         ray.init(num_cpus=workers, include_dashboard=False, log_to_driver=False)
         try:
-            # warm-up: every worker imports the package and loads the compiled kernel before the timing
+            # warm-up: every worker imports the package and loads the compiled kernel before the timing. The
+            # tasks wait for each other, so that each of the `workers` processes runs one (a quick task could
+            # otherwise leave a process cold, and the timed run would pay its imports)
             wa, wb = synthetic_pair(2000, 256, 256, l0=8, seed=1)
-            ray_top_correlations(wa, wb, k=1, n_blocks=workers)
+            warm_up = ray.remote(num_cpus=1)(_warm_up)
+            ray.get([warm_up.remote(wa, wb) for _ in range(workers)])
             base = max([_rss_kb(p) for p in _ray_workers()] or [0]) / 1024
             with PeakSampler() as peaks:
                 t = time.perf_counter()
@@ -185,7 +199,8 @@ def run_size(n: int, na: int, nb: int, rate: float | None, check: bool) -> tuple
         w = row["workers"]
         row.update(size=f"{n}x{na}x{nb}", speedup=rows[0]["wall"] / row["wall"], identical=same,
                    pred_s=work / (w * r),
-                   pred_worker_mb=(csr_bytes(n, b.nnz) + 3 * csr_bytes(n, a.nnz) / w + na / w * 12 + nb * 16) / 2**20)
+                   pred_worker_mb=(csr_bytes(n, a.nnz) + csr_bytes(n, b.nnz) + 2 * csr_bytes(n, a.nnz) / w + na / w * 12
+                                   + nb * 16) / 2**20)
     return rows, measured_rate
 
 
@@ -216,7 +231,7 @@ def main(argv=None) -> None:
     print("| workers N | time (CPU workers) | memory a worker |")
     print("|---|---|---|")
     for w in (1, 2, 8, 32, 128):
-        mem = gb + 3 * gb / w + f / w * 12 / 1e9 + f * 16 / 1e9
+        mem = 2 * gb + 2 * gb / w + f / w * 12 / 1e9 + f * 16 / 1e9
         print(f"| {w} | {work / (w * rate) / 60:.1f} min | {mem:.1f} GB |")
 
 

@@ -1,7 +1,8 @@
 """Correlation matching on Ray, sharded by blocks of A's features.
 
-Every task gets B whole (put into the object store once per direction) and one contiguous block of A's
-columns, and runs the package's own :func:`~featgeom_tda.analyses.matching.top.top_from_stats` on it with the
+Every task gets A and B whole (each put into the object store once per direction, shared zero-copy by the
+workers of a node), cuts its own contiguous block of A's columns out of A (so the driver does no per-block
+work and sends no per-block copies), and runs the package's own :func:`~featgeom_tda.analyses.matching.top.top_from_stats` on it with the
 column statistics of the FULL matrices (sliced to the block), so that a block's correlations are the global
 ones: the mean, sd and dead flag of a column depend on that column alone, and the choice of method
 (``nonnegative``) is made on the whole matrices, as locally. Each A feature's top-k is computed from its own
@@ -42,10 +43,10 @@ def _block_stats(s: Stats, lo: int, hi: int) -> Stats:
 
 
 def _top_block(
-    block_csc: sp.csc_matrix, mb: sp.csr_matrix, sa_block: Stats, sb: Stats, options: dict[str, Any]
+    ma: sp.csr_matrix, lo: int, hi: int, mb: sp.csr_matrix, sa_block: Stats, sb: Stats, options: dict[str, Any]
 ) -> tuple[np.ndarray, np.ndarray, str]:
-    """One task: top-k of the A columns ``block_csc`` against all of B (values float32, indices, method)."""
-    top = top_from_stats(block_csc.tocsr(), mb, sa_block, sb, progress=False, **options)
+    """One task: top-k of A's columns [lo, hi) against all of B (values float32, indices, method)."""
+    top = top_from_stats(ma[:, lo:hi], mb, sa_block, sb, progress=False, **options)
     return top.values, top.indices, top.method
 
 
@@ -82,13 +83,10 @@ def _distributed_top(
     remote = _remote_top_block(ray).options(
         **task_options(num_cpus=num_cpus_per_task, num_gpus=num_gpus_per_task, max_retries=max_retries)
     )
-    mb_ref, sb_ref = ray.put(mb), ray.put(sb)
-    csc = ma.tocsc()
-    csc.sort_indices()
+    ma_ref, mb_ref, sb_ref = ray.put(ma), ray.put(mb), ray.put(sb)
     log.info("top correlations on Ray: %d x %d features in %d blocks over %d workers", na, mb.shape[1],
              len(blocks), workers)
-    refs = [remote.remote(csc[:, lo:hi], mb_ref, _block_stats(sa, lo, hi), sb_ref, options) for lo, hi in blocks]
-    del csc
+    refs = [remote.remote(ma_ref, lo, hi, mb_ref, _block_stats(sa, lo, hi), sb_ref, options) for lo, hi in blocks]
     parts = ray.get(refs)
     values = np.concatenate([p[0] for p in parts], axis=0)
     indices = np.concatenate([p[1] for p in parts], axis=0)
@@ -134,7 +132,8 @@ def ray_top_correlations(
 
     Returns:
         The :class:`TopCorrelations` of the local path: same indices, same float32 values, same dead flags.
-        Memory per task: B (CSR) + its block of A + the block's (n_block, k) result + O(threads x n_b) scratch.
+        Memory per task: A and B (CSR, shared through the object store) + its block of A (as a CSR slice and as
+        CSC inside the kernel) + the block's (n_block, k) result + O(threads x n_b) scratch.
     """
     k = check_positive_int(k, "k")
     if chunk_size is not None:

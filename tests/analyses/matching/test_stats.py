@@ -39,3 +39,23 @@ def test_prepared_refuses_non_finite_values():
     m = sp.csr_matrix(np.array([[1.0, np.nan], [0.0, 2.0]]))
     with pytest.raises(ValueError, match="1 NaN or inf values"):
         prepared(m, "acts_a")
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_column_stats_numba_equals_numpy_fallback_bit_for_bit(monkeypatch, dtype):
+    rng = np.random.default_rng(3)
+    dense = rng.exponential(size=(400, 37)) * (rng.random((400, 37)) < 0.1)
+    dense[:, 5] = 0.0  # an all-zero (dead) column
+    dense[:, 6] = 2.5  # a constant (dead) column
+    m = sp.csr_matrix(dense.astype(dtype))
+    m.data[::17] = 0.0  # explicitly stored zeros count as entries of value 0
+    fast = column_stats(m)
+    import featgeom_tda.analyses.matching.kernels as kernels
+
+    monkeypatch.setattr(kernels, "numba_available", lambda: False)
+    slow = column_stats(m)
+    for field in ("mean", "sd", "dead"):
+        np.testing.assert_array_equal(getattr(fast, field), getattr(slow, field))
+    ref = m.toarray().astype(np.float64)
+    np.testing.assert_allclose(fast.mean, ref.mean(axis=0), rtol=1e-12, atol=1e-15)
+    np.testing.assert_array_equal(fast.dead, ref.std(axis=0) == 0)
