@@ -25,6 +25,7 @@ __all__ = [
     "TopologySpec",
     "InterpretationSpec",
     "SteeringSpec",
+    "CrosscoderSpec",
     "load_recipe",
     "check_device_available",
     "recipe_from_dict",
@@ -252,6 +253,43 @@ class SteeringSpec:
 
 
 @dataclass
+class CrosscoderSpec:
+    """One acausal TopK crosscoder on the main layer pair's raw hook activations, over the compared token rows.
+
+    ``width_multiple`` x (d_A + d_B) latents (4: as many as two 4x SAEs together), ``k`` active per row,
+    trained on ``training_tokens`` rows drawn epoch by epoch from the compared rows, ``batch_size`` rows a step.
+    A latent with relative decoder norm r = |d_B| / (|d_A| + |d_B|) below ``exclusive_threshold`` is exclusive
+    to A, above 1 - ``exclusive_threshold`` exclusive to B, inside ``shared_band`` shared; an exclusive-looking
+    latent whose latent-scaling ratio reaches ``nu_threshold`` is flagged as carried by the other model too.
+    """
+
+    enabled: bool = False
+    width_multiple: int = 4
+    k: int = 32
+    training_tokens: int = 400_000
+    batch_size: int = 1024
+    exclusive_threshold: float = 0.1
+    shared_band: list[float] = field(default_factory=lambda: [0.3, 0.7])
+    nu_threshold: float = 0.5
+
+    def __post_init__(self) -> None:
+        _check_at_least("crosscoder", self, 1, "width_multiple", "k", "training_tokens", "batch_size")
+        _check_range("crosscoder", "exclusive_threshold", self.exclusive_threshold, lo=0, hi=0.5, lo_open=True,
+                     hi_open=True)
+        band = self.shared_band
+        if len(band) != 2:
+            raise RecipeError(f"crosscoder.shared_band must be two numbers [low, high], got {band!r}")
+        t = self.exclusive_threshold
+        if not t <= band[0] <= band[1] <= 1 - t:
+            raise RecipeError(
+                f"crosscoder.shared_band must satisfy exclusive_threshold {t:g} <= low <= high <= {1 - t:g}, got {band!r}"
+            )
+        _check_range("crosscoder", "nu_threshold", self.nu_threshold, lo=0, lo_open=True)
+        if math.isinf(self.nu_threshold):
+            raise RecipeError(f"crosscoder.nu_threshold must be finite, got {self.nu_threshold!r}")
+
+
+@dataclass
 class Recipe:
     """Everything one comparison needs. ``models`` holds two models, A and B (every layer of A against every
     layer of B), or one model whose layers are compared with each other (at least two layers)."""
@@ -265,6 +303,7 @@ class Recipe:
     topology: TopologySpec = field(default_factory=TopologySpec)
     interpretation: InterpretationSpec = field(default_factory=InterpretationSpec)
     steering: SteeringSpec = field(default_factory=SteeringSpec)
+    crosscoder: CrosscoderSpec = field(default_factory=CrosscoderSpec)  # off unless enabled
     seed: int = 0
     output_dir: str = "featgeom_out"
     cache_dir: str = "featgeom_cache"
