@@ -92,3 +92,32 @@ def test_a_store_from_another_alignment_is_refused_and_kept(tmp_path, tiny_token
     assert np.array_equal(load_activations(tmp_path / "s", "a").matrix.toarray(), before)
     with pytest.raises(ValueError, match="reduce"):
         extract_aligned_activations([a], [b], first, tmp_path / "t", reduce="median", progress=False)
+
+
+def test_unit_row_ids_name_the_same_units_in_both_stores(tmp_path, tiny_tokenizer, tiny_model_1l, tiny_sae_1l,
+                                                          subword_tokenizer):
+    from featgeom_tda.extraction.aligned import aligned_units, unit_vocabulary, units_dataset
+
+    texts = ["the king  saw the queen", "a big red bird ran to the green tree in may"]
+    model_b = make_tiny_model(subword_tokenizer, n_layers=1, d_model=16, n_heads=2, seed=7, name="b")
+    sae_b = make_tiny_sae(d_in=16, d_sae=24, hook_name=TINY_HOOK_1L, seed=8)
+    alignment = align_tokens(tiny_tokenizer, subword_tokenizer, texts)
+    vocab, ids = unit_vocabulary(alignment)
+    # one leading space where text precedes a unit without touching it; the first unit of a document has none
+    strings = [vocab[i] for i in ids]
+    assert strings[:4] == ["the", " king", " saw", " the"] and vocab == sorted(set(vocab))
+    a = ActivationSource("a", tiny_model_1l, TINY_HOOK_1L, tiny_sae_1l)
+    b = ActivationSource("b", model_b, TINY_HOOK_1L, sae_b)
+    extract_aligned_activations([a], [b], alignment, tmp_path / "u", row_ids="unit", batch_size=1, progress=False)
+    got_a, got_b = load_activations(tmp_path / "u", "a"), load_activations(tmp_path / "u", "b")
+    keep = aligned_units(alignment, bos_a=True, bos_b=True)
+    for got in (got_a, got_b):
+        assert np.array_equal(got.token_ids, ids[keep])
+        assert np.array_equal(got.doc_index, alignment.doc[keep])
+    # the units dataset lays the stores' rows out in order: row_mask picks them, tokens[doc, position] = unit id
+    ds = units_dataset(alignment, keep)
+    assert ds.row_mask().sum() == got_a.n_tokens
+    assert np.array_equal(ds.tokens[got_a.doc_index, got_a.position], got_a.token_ids)
+    assert np.array_equal(ds.tokens[ds.row_mask()], got_a.token_ids)
+    with pytest.raises(ValueError, match="row_ids"):
+        extract_aligned_activations([a], [b], alignment, tmp_path / "v", row_ids="tokens", progress=False)

@@ -6,8 +6,12 @@ tokenizer's own convention). A unit's feature activation reduces over the unit's
 whichever tokenizer made them. Units that contain a model's position 0 (the attention-sink outlier of a model
 without BOS) are left out on both sides, and counted.
 
-Row metadata of the stores: ``doc_index`` the document, ``position`` the unit's first character in it,
-``token_ids`` the id of the unit's last token in that model. One shard per batch of documents; a store made from
+Row metadata of the stores (``row_ids="last_token"``, the default): ``doc_index`` the document, ``position``
+the unit's first character in it, ``token_ids`` the id of the unit's last token in that model. With
+``row_ids="unit"`` the rows speak of units instead, the same in every store: ``token_ids`` index the unit
+vocabulary of :func:`unit_vocabulary` (so token filters, concept labels and same-token scores read one
+vocabulary for both models: a same-token score becomes a same-unit score), and ``position`` is the unit's index
+among the document's kept units (so :func:`units_dataset` lays the units out as a token matrix for examples). One shard per batch of documents; a store made from
 the same alignment and sources is reused when finished and resumed when not.
 """
 
@@ -31,16 +35,64 @@ from featgeom_tda.extraction.encoding import encode_batch
 from featgeom_tda.extraction.source import ActivationSource, weights_fingerprint
 from featgeom_tda.sources.checkpoints import tokenizer_adds_bos
 
-__all__ = ["extract_aligned_activations", "aligned_units"]
+__all__ = ["extract_aligned_activations", "aligned_units", "unit_vocabulary", "units_dataset"]
 
 log = logging.getLogger(__name__)
 
 REDUCTIONS = ("max", "last", "mean")
+ROW_IDS = ("last_token", "unit")
 
 
 def aligned_units(alignment: TokenAlignment, *, bos_a: bool, bos_b: bool) -> np.ndarray:
     """Bool (n_units,): the units that hold neither model's position 0 (with BOS, position 0 is the BOS)."""
     return (alignment.a_start + int(bos_a) >= 1) & (alignment.b_start + int(bos_b) >= 1)
+
+
+def unit_vocabulary(alignment: TokenAlignment) -> tuple[list[str], np.ndarray]:
+    """The distinct unit strings and each unit's id among them: (strings, ids int64 (n_units,)).
+
+    A unit's string is its text, with one leading space when text precedes it in its document without
+    touching it (whitespace or a dropped span), so that ``" king"`` and ``"king"`` stay apart as the tokens of
+    either tokenizer do and examples read with their spaces. Strings are sorted, so ids do not depend on
+    document order.
+    """
+    starts = alignment.char_start
+    prev_stop = np.full(len(alignment), -1, dtype=np.int64)
+    if len(alignment):
+        same_doc = np.concatenate([[False], alignment.doc[1:] == alignment.doc[:-1]])
+        prev_stop[1:] = np.where(same_doc[1:], alignment.char_stop[:-1], -1)
+    gap = np.where(prev_stop >= 0, starts > prev_stop, starts > 0)
+    strings = [(" " + t) if g else t for t, g in zip(alignment.text, gap)]
+    vocab = sorted(set(strings))
+    index = {s: i for i, s in enumerate(vocab)}
+    return vocab, np.fromiter((index[s] for s in strings), dtype=np.int64, count=len(strings))
+
+
+def units_dataset(alignment: TokenAlignment, keep: np.ndarray, name: str | None = None) -> Any:
+    """The kept units as a :class:`TokenizedDataset` of unit-vocabulary ids: row d holds document d's kept
+    units in order (right-padded), so the stores' rows are its real positions in order (``row_mask``)."""
+    from featgeom_tda.extraction.dataset import TokenizedDataset
+
+    _, ids = unit_vocabulary(alignment)
+    docs, kept_ids = alignment.doc[keep], ids[keep]
+    counts = np.bincount(docs, minlength=alignment.n_documents)
+    tokens = np.zeros((alignment.n_documents, max(1, int(counts.max(initial=0)))), dtype=np.int64)
+    mask = np.arange(tokens.shape[1])[None, :] < counts[:, None]
+    tokens[mask] = kept_ids  # units are in document, then text order
+    return TokenizedDataset(tokens=tokens, attention_mask=mask, bos=False,
+                            tokenizer_name=f"units of {alignment.tokenizer_a} x {alignment.tokenizer_b}",
+                            tokenizer_hash=_alignment_digest(alignment), dataset_name=name)
+
+
+def _unit_positions(alignment: TokenAlignment, keep: np.ndarray) -> np.ndarray:
+    """Int64 (n_units,): each kept unit's index among its document's kept units (-1 where not kept)."""
+    pos = np.full(len(alignment), -1, dtype=np.int64)
+    docs = alignment.doc[keep]
+    if docs.size:
+        first = np.concatenate([[0], np.flatnonzero(np.diff(docs)) + 1])
+        run_start = np.repeat(first, np.diff(np.concatenate([first, [docs.size]])))
+        pos[np.flatnonzero(keep)] = np.arange(docs.size) - run_start
+    return pos
 
 
 def _side_tokens(alignment: TokenAlignment, side: str, bos_id: int | None) -> list[np.ndarray]:
@@ -50,10 +102,13 @@ def _side_tokens(alignment: TokenAlignment, side: str, bos_id: int | None) -> li
     return [np.concatenate([[bos_id], t]).astype(np.int64) for t in tokens]
 
 
-def _meta(alignment_digest: str, src: ActivationSource, reduce: str, batch_size: int, bos: bool) -> dict[str, Any]:
-    return {"aligned": {"alignment": alignment_digest, "reduce": reduce, "batch_size": batch_size, "bos": bos,
-                        "hook": src.hook_name, "model": weights_fingerprint(src.model),
-                        "sae": weights_fingerprint(src.sae)}}
+def _meta(alignment_digest: str, src: ActivationSource, reduce: str, batch_size: int, bos: bool,
+          row_ids: str) -> dict[str, Any]:
+    meta = {"alignment": alignment_digest, "reduce": reduce, "batch_size": batch_size, "bos": bos,
+            "hook": src.hook_name, "model": weights_fingerprint(src.model), "sae": weights_fingerprint(src.sae)}
+    if row_ids != "last_token":  # stores written before the option keep their meta
+        meta["row_ids"] = row_ids
+    return {"aligned": meta}
 
 
 def _alignment_digest(alignment: TokenAlignment) -> str:
@@ -72,6 +127,7 @@ def extract_aligned_activations(
     out_dir: str | Path,
     *,
     reduce: Literal["max", "last", "mean"] = "max",
+    row_ids: Literal["last_token", "unit"] = "last_token",
     batch_size: int = 8,
     device: Any = "cpu",
     progress: bool = True,
@@ -85,6 +141,8 @@ def extract_aligned_activations(
         alignment: from :func:`~featgeom_tda.extraction.alignment.align_tokens`.
         reduce: how a unit's token activations become one row: ``max`` per feature, the ``last`` token's, or the
             ``mean``.
+        row_ids: the row metadata: ``last_token`` (each model's last token id, the first character) or ``unit``
+            (unit-vocabulary ids, the unit's index among its document's kept units; see the module docstring).
         batch_size: documents per forward pass (and per shard).
         overwrite: replace stores made from other inputs; without it they are refused and nothing is deleted.
 
@@ -97,6 +155,7 @@ def extract_aligned_activations(
     if not isinstance(alignment, TokenAlignment):
         raise ValueError(f"alignment must be a TokenAlignment (see align_tokens), got {type(alignment).__name__}")
     check_choice(reduce, "reduce", REDUCTIONS)
+    check_choice(row_ids, "row_ids", ROW_IDS)
     batch_size = check_positive_int(batch_size, "batch_size")
     sides = {"a": list(sources_a), "b": list(sources_b)}
     for side, srcs in sides.items():
@@ -127,6 +186,8 @@ def extract_aligned_activations(
     if not keep.any():
         raise ValueError("no unit of the alignment is kept (every unit holds a model's position 0)")
     digest = _alignment_digest(alignment)
+    if row_ids == "unit":
+        unit_ids, unit_pos = unit_vocabulary(alignment)[1], _unit_positions(alignment, keep)
     n_docs = alignment.n_documents
     n_batches = -(-n_docs // batch_size)
     pad_len = {side: max(t.shape[0] for t in tokens[side]) for side in sides}  # one length for every batch
@@ -137,7 +198,7 @@ def extract_aligned_activations(
         for side, srcs in sides.items():
             for src in srcs:
                 stores[src.name], done[src.name] = _open(out / src.name, src, _meta(digest, src, reduce, batch_size,
-                                                                                    bos[side]), overwrite)
+                                                                                    bos[side], row_ids), overwrite)
         first = min(done.values())
         unit_docs = alignment.doc
         for b in tqdm(range(first, n_batches), desc="aligned activations", unit="batch",
@@ -163,14 +224,18 @@ def extract_aligned_activations(
                 hi = (alignment.a_stop if side == "a" else alignment.b_stop)[units]
                 base = starts[unit_docs[units] - d0] + offset
                 ranges = np.stack([base + lo, base + hi], axis=1)
-                last_ids = np.concatenate(docs)[ranges[:, 1] - 1] if units.size else np.zeros(0, dtype=np.int64)
+                if row_ids == "unit":
+                    ids, positions = unit_ids[units], unit_pos[units]
+                else:
+                    ids = np.concatenate(docs)[ranges[:, 1] - 1] if units.size else np.zeros(0, dtype=np.int64)
+                    positions = alignment.char_start[units]
                 for src in todo:
                     per_token = encode_batch(src.sae, captured[src.hook_name], token_mask=torch.from_numpy(mask))
                     rows = reduce_over_units(per_token, ranges, mode=reduce) if units.size else None
                     if units.size:
                         acts = FeatureActivations(
-                            sp.csr_matrix(rows, dtype=np.float32), token_ids=last_ids, doc_index=unit_docs[units],
-                            position=alignment.char_start[units], provenance=stores[src.name].provenance,
+                            sp.csr_matrix(rows, dtype=np.float32), token_ids=ids, doc_index=unit_docs[units],
+                            position=positions, provenance=stores[src.name].provenance,
                         )
                         stores[src.name].append(acts, meta={"batch": b, "doc_start": d0, "doc_stop": d1})
                     done[src.name] = b + 1
