@@ -35,7 +35,7 @@ from featgeom_tda.extraction.encoding import encode_batch
 from featgeom_tda.extraction.source import ActivationSource, weights_fingerprint
 from featgeom_tda.sources.checkpoints import tokenizer_adds_bos
 
-__all__ = ["extract_aligned_activations", "aligned_units", "unit_vocabulary", "units_dataset"]
+__all__ = ["extract_aligned_activations", "aligned_units", "kept_units", "unit_vocabulary", "units_dataset"]
 
 log = logging.getLogger(__name__)
 
@@ -46,6 +46,17 @@ ROW_IDS = ("last_token", "unit")
 def aligned_units(alignment: TokenAlignment, *, bos_a: bool, bos_b: bool) -> np.ndarray:
     """Bool (n_units,): the units that hold neither model's position 0 (with BOS, position 0 is the BOS)."""
     return (alignment.a_start + int(bos_a) >= 1) & (alignment.b_start + int(bos_b) >= 1)
+
+
+def model_adds_bos(model: Any) -> bool:
+    """Whether the model's own tokenizer prepends BOS (the convention each side of an alignment runs with)."""
+    tok = getattr(model, "tokenizer", None)
+    return tok is not None and tokenizer_adds_bos(tok)
+
+
+def kept_units(alignment: TokenAlignment, model_a: Any, model_b: Any) -> np.ndarray:
+    """Bool (n_units,): the units :func:`extract_aligned_activations` writes for these two models."""
+    return aligned_units(alignment, bos_a=model_adds_bos(model_a), bos_b=model_adds_bos(model_b))
 
 
 def unit_vocabulary(alignment: TokenAlignment) -> tuple[list[str], np.ndarray]:
@@ -173,7 +184,7 @@ def extract_aligned_activations(
     tokens = {}
     for side, srcs in sides.items():
         tok = getattr(srcs[0].model, "tokenizer", None)
-        bos[side] = tok is not None and tokenizer_adds_bos(tok)
+        bos[side] = model_adds_bos(srcs[0].model)
         tokens[side] = _side_tokens(alignment, side, tok.bos_token_id if bos[side] else None)
         longest = max((t.shape[0] for t in tokens[side]), default=0)
         n_ctx = int(srcs[0].model.cfg.n_ctx)

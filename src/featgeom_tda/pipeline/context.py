@@ -64,6 +64,15 @@ class RunContext:
     def tokens_dir(self) -> Path:
         return Path(self.out_dir) / "extraction" / "tokens"
 
+    @property
+    def alignment_dir(self) -> Path:
+        return Path(self.out_dir) / "extraction" / "alignment"
+
+    @property
+    def units_vocabulary_path(self) -> Path:
+        """Written by the extraction stage when the rows are aligned units (tokenizers differ)."""
+        return Path(self.out_dir) / "extraction" / "units_vocabulary.json"
+
     def dataset(self) -> Any:
         """The TokenizedDataset both models read (saved by the extraction stage)."""
         if self._dataset is None:
@@ -102,14 +111,52 @@ class RunContext:
         self._dataset = None
 
     def token_strings(self) -> list[str]:
-        """Token id -> string of the shared tokenizer."""
+        """Row token id -> string: the shared tokenizer's vocabulary, or the unit vocabulary of aligned rows."""
         if self._token_strings is None:
-            vocab = self.sources.tokenizer.get_vocab()
-            strings = [""] * (max(vocab.values()) + 1)
-            for s, i in vocab.items():
-                strings[i] = s
-            self._token_strings = strings
+            if self.units_vocabulary_path.exists():
+                import json
+
+                self._token_strings = json.loads(self.units_vocabulary_path.read_text(encoding="utf-8"))
+            else:
+                self._token_strings = self.model_token_strings(self.recipe.models[0].name)
         return self._token_strings
+
+    def rows_are_units(self) -> bool:
+        """Whether the compared rows are aligned units (the two tokenizers differ)."""
+        return self.units_vocabulary_path.exists()
+
+    def model_token_strings(self, model: str) -> list[str]:
+        """Token id -> vocabulary string of one model's own tokenizer (for its unembedding, its prompts)."""
+        tok = self.sources.tokenizers.get(model, self.sources.tokenizer)
+        vocab = tok.get_vocab()
+        strings = [""] * (max(vocab.values()) + 1)
+        for s, i in vocab.items():
+            strings[i] = s
+        return strings
+
+    def hook_activations(self, layers: list[Layer]) -> dict[str, np.ndarray]:
+        """Layer key -> float32 (n_rows, d_model) raw activations at the layer's hook on the compared token rows.
+
+        The rows are those of :meth:`activations` in the same order (the dataset's row mask: padding, BOS and a
+        window's position 0 left out), so row i of both is the same token; each model runs once for all its hooks.
+        """
+        from featgeom_tda.sources.saes import collect_activations_at
+
+        dataset, acts = self.dataset(), self.activations()
+        by_model: dict[str, list[Layer]] = {}
+        for layer in layers:
+            by_model.setdefault(layer.model, []).append(layer)
+        out: dict[str, np.ndarray] = {}
+        for model_name, group in by_model.items():
+            raw = collect_activations_at(self.sources.models[model_name], dataset.tokens, [x.hook for x in group],
+                                         batch_size=self.recipe.batch_size, mask=dataset.row_mask())
+            for layer in group:
+                x = raw[layer.hook].numpy().astype(np.float32, copy=False)
+                if x.shape[0] != acts[layer.key].n_tokens:
+                    raise RuntimeError(f"{layer.key}: {x.shape[0]} hook rows but the extraction store has "
+                                       f"{acts[layer.key].n_tokens}; the compared rows must be the same")
+                out[layer.key] = x
+        return out
 
     def decoder_rows(self, layer: Layer) -> np.ndarray:
         """(n_features, d_model) decoder directions of the layer's SAE."""

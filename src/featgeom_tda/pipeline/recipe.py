@@ -160,6 +160,26 @@ class DatasetSpec:
 
 
 @dataclass
+class AlignmentSpec:
+    """How two models with different tokenizers are compared: on the character-aligned units of
+    :func:`~featgeom_tda.extraction.alignment.align_tokens` (used only when the two tokenizers differ).
+
+    A unit's SAE activation is the ``reduce`` (max, last or mean) of its tokens' activations in each model;
+    units of more than ``max_unit_tokens`` tokens on either side are dropped (and counted). The compared texts
+    are the documents after both models' SAE-training windows, cut into chunks of at most ``chunk_chars``
+    characters at whitespace (shorter where a chunk would not fit ``max_length`` tokens of either model).
+    """
+
+    reduce: Literal["max", "last", "mean"] = "max"
+    max_unit_tokens: int = 8
+    chunk_chars: int = 400
+
+    def __post_init__(self) -> None:
+        _check_range("alignment", "max_unit_tokens", self.max_unit_tokens, lo=1)
+        _check_range("alignment", "chunk_chars", self.chunk_chars, lo=16)
+
+
+@dataclass
 class MatchingSpec:
     mode: Literal["one-to-one", "many-to-one", "mutual", "optimal"] = "one-to-one"  # optimal: maximum total correlation
     threshold: float | None = 0.3
@@ -297,6 +317,7 @@ class Recipe:
     name: str
     models: list[ModelSpec]
     dataset: DatasetSpec = field(default_factory=DatasetSpec)
+    alignment: AlignmentSpec = field(default_factory=AlignmentSpec)  # applies when the tokenizers differ
     token_budget: int = 100_000
     matching: MatchingSpec = field(default_factory=MatchingSpec)
     geometry: GeometrySpec = field(default_factory=GeometrySpec)

@@ -7,6 +7,11 @@ Checkpoints on disk (GGUF, HF folders) are dequantised once into ``cache_dir/che
 Token rows: the embedded corpus and Hugging Face datasets are padded documents (SAEs train on the compared
 texts, as the embedded default always has). Text files become unpadded fixed-length windows whose position 0
 is never a row; SAEs train on the first windows and the models are compared on the windows after them.
+
+Two models with different tokenizers: each model's SAEs train on its own windows, exactly as in a recipe of
+that model alone (so they are shared through the cache). The comparison reads ``compare_texts``: the documents
+after both models' training windows, cut into chunks that fit one window of either model; the extraction stage
+aligns them into character units (:func:`~featgeom_tda.extraction.alignment.align_tokens`).
 """
 
 from __future__ import annotations
@@ -24,7 +29,7 @@ from featgeom_tda.pipeline.recipe import Recipe, SAESpec
 from featgeom_tda.results import ModelInfo, SAEInfo
 
 __all__ = ["Sources", "build_sources", "describe_sae_spec", "source_options", "uses_embedded", "recipe_tokens",
-           "RecipeTokens"]
+           "RecipeTokens", "aligned_compare_texts"]
 
 log = logging.getLogger(__name__)
 
@@ -43,7 +48,10 @@ class RecipeTokens:
 
 @dataclass
 class Sources:
-    """Models by name, the shared tokenizer, the compared texts and the SAE of each layer key."""
+    """Models by name, their tokenizers, the texts, token rows and the SAE of each layer key.
+
+    ``tokenizer`` and ``tokens`` are model A's; ``model_tokens`` holds every model's own. ``compare_texts`` is
+    set when the tokenizers differ: the texts the comparison aligns (see the module docstring)."""
 
     models: dict[str, Any]
     tokenizer: Any
@@ -53,6 +61,14 @@ class Sources:
     sae_info: dict[str, SAEInfo]
     model_info: dict[str, dict[str, Any]]  # training outcome per model (embedded default) or its source
     embedded: Any = None
+    tokenizers: dict[str, Any] = dataclasses.field(default_factory=dict)
+    model_tokens: dict[str, RecipeTokens] = dataclasses.field(default_factory=dict)
+    compare_texts: list[str] | None = None
+
+    @property
+    def aligned(self) -> bool:
+        """Whether the models' tokenizers differ, so that the comparison runs on aligned units."""
+        return self.compare_texts is not None
 
 
 def uses_embedded(recipe: Recipe) -> bool:
@@ -77,21 +93,109 @@ def build_sources(recipe: Recipe) -> Sources:
         from featgeom_tda.sources.embedded import build_embedded_default
 
         embedded = build_embedded_default(cache, seed=recipe.seed, small=recipe.embedded_size == "small")
-    models, model_info, tokenizer = _models(recipe, embedded)
+    models, model_info, tokenizers = _models(recipe, embedded)
     _check_layer_hooks(recipe, models)  # before any SAE is trained
     texts = _dataset_texts(recipe, embedded)
-    tokens = recipe_tokens(recipe, tokenizer, texts)
+    names = [spec.name for spec in recipe.models]
+    model_tokens = {}
+    for name in names:  # one tokenization per distinct tokenizer
+        same = next((n for n in model_tokens if tokenizers[n] is tokenizers[name]), None)
+        model_tokens[name] = model_tokens[same] if same else recipe_tokens(recipe, tokenizers[name], texts)
+    compare_texts = None
+    if len(names) == 2 and _tokenizers_differ(tokenizers[names[0]], tokenizers[names[1]]):
+        compare_texts = aligned_compare_texts(recipe, [tokenizers[n] for n in names], texts)
+        log.info("the tokenizers differ: comparing on aligned units of %d text chunks", len(compare_texts))
     saes: dict[str, Any] = {}
     sae_info: dict[str, SAEInfo] = {}
     for side, spec in enumerate(recipe.models):
         layers = layers_of(recipe, side)
-        trained = _train_or_load_saes(recipe, models[spec.name], layers, spec.layers, embedded, texts, tokens)
+        own = model_tokens[spec.name]
+        trained = _train_or_load_saes(recipe, models[spec.name], layers, spec.layers, embedded, texts, own)
         for layer, lspec in zip(layers, spec.layers):
             sae, report = trained[layer.key]
-            report = {**report, **_ce_loss(models[spec.name], sae, layer.hook, tokens.compare, recipe.batch_size)}
+            report = {**report, **_ce_loss(models[spec.name], sae, layer.hook, own.compare, recipe.batch_size)}
             saes[layer.key] = sae
             sae_info[layer.key] = _sae_info(layer, report, describe_sae_spec(lspec.sae))
-    return Sources(models, tokenizer, texts, tokens, saes, sae_info, model_info, embedded)
+    return Sources(models, tokenizers[names[0]], texts, model_tokens[names[0]], saes, sae_info, model_info, embedded,
+                   tokenizers=tokenizers, model_tokens=model_tokens, compare_texts=compare_texts)
+
+
+def _tokenizers_differ(a: Any, b: Any) -> bool:
+    from featgeom_tda.extraction.dataset import tokenizer_fingerprint
+
+    return a is not b and tokenizer_fingerprint(a) != tokenizer_fingerprint(b)
+
+
+def _texts_in_training_windows(recipe: Recipe, tokenizer: Any, texts: list[str]) -> int:
+    """How many of ``texts`` (from the first) the SAE-training windows of ``tokenizer`` read, in part or whole."""
+    from featgeom_tda.extraction.dataset import tokenizer_adds_bos
+
+    ds = recipe.dataset
+    if ds.source != "text":
+        return 0  # padded documents: SAEs train on the compared texts themselves
+    content = ds.max_length - (1 if tokenizer_adds_bos(tokenizer) else 0)
+    per_window = ds.max_length - 1
+    needed = -(-max([1, *_training_tokens(recipe)]) // per_window) * content
+    sep = 1 if getattr(tokenizer, "eos_token_id", None) is not None else 0
+    total = 0
+    for start in range(0, len(texts), 256):
+        for i, ids in enumerate(tokenizer(texts[start:start + 256], add_special_tokens=False)["input_ids"]):
+            if ids:
+                total += len(ids) + sep
+            if total >= needed:
+                return start + i + 1
+    return len(texts)
+
+
+def aligned_compare_texts(recipe: Recipe, tokenizers: list[Any], texts: list[str]) -> list[str]:
+    """The texts two models with different tokenizers are compared on: chunks of the documents after every
+    model's SAE-training windows, each of at most ``alignment.chunk_chars`` characters cut at whitespace and
+    short enough for one window (``dataset.max_length`` tokens, BOS included) of every tokenizer, until model
+    A's tokens reach ``token_budget``."""
+    spec, limit = recipe.alignment, recipe.dataset.max_length
+    start = max(_texts_in_training_windows(recipe, tok, texts) for tok in tokenizers)
+    if start >= len(texts):
+        raise ValueError(
+            f"no text is left after the SAE-training windows ({len(texts)} documents, all read for training); add "
+            "text (dataset.n_documents, files) or lower training_tokens"
+        )
+    room = [limit - 1] * len(tokenizers)  # a BOS may be prepended on either side
+    chunks: list[str] = []
+    n_tokens = 0
+    for text in texts[start:]:
+        for piece in _chunks(text, spec.chunk_chars):
+            for fitted in _fit(piece, tokenizers, room):
+                chunks.append(fitted)
+                n_tokens += len(tokenizers[0](fitted, add_special_tokens=False)["input_ids"])
+            if n_tokens >= recipe.token_budget:
+                return chunks
+    if n_tokens < recipe.token_budget:
+        log.warning("the aligned comparison reads %d tokens of model A (token_budget asks for %d)", n_tokens,
+                    recipe.token_budget)
+    return chunks
+
+
+def _chunks(text: str, size: int) -> list[str]:
+    """``text`` cut into pieces of at most ``size`` characters, each cut at the last whitespace before it
+    (mid-word only where a word is longer than ``size``); whitespace at the cuts is dropped."""
+    out, text = [], text.strip()
+    while len(text) > size:
+        cut = max(text.rfind(" ", 0, size + 1), text.rfind("\n", 0, size + 1))
+        cut = cut if cut > 0 else size
+        out.append(text[:cut].rstrip())
+        text = text[cut:].lstrip()
+    if text:
+        out.append(text)
+    return [t for t in out if t]
+
+
+def _fit(piece: str, tokenizers: list[Any], room: list[int]) -> list[str]:
+    """``piece``, halved at whitespace until every tokenizer reads each part in at most its ``room`` tokens."""
+    if all(len(tok(piece, add_special_tokens=False)["input_ids"]) <= r for tok, r in zip(tokenizers, room)):
+        return [piece]
+    if len(piece) < 2:
+        return []  # one character that does not fit: nothing to compare
+    return [p for half in _chunks(piece, max(1, len(piece) // 2)) for p in _fit(half, tokenizers, room)]
 
 
 def recipe_tokens(recipe: Recipe, tokenizer: Any, texts: list[str]) -> RecipeTokens:
@@ -164,13 +268,15 @@ def model_summary(name: str, model: Any, extra: dict[str, Any]) -> ModelInfo:
     )
 
 
-def _models(recipe: Recipe, embedded: Any) -> tuple[dict[str, Any], dict[str, dict[str, Any]], Any]:
+def _models(recipe: Recipe, embedded: Any) -> tuple[dict[str, Any], dict[str, dict[str, Any]], dict[str, Any]]:
+    """Models, what to report of each, and each model's tokenizer, by model name."""
     models: dict[str, Any] = {}
     info: dict[str, dict[str, Any]] = {}
-    tokenizer = embedded.tokenizer if embedded is not None else None
+    tokenizers: dict[str, Any] = {}
     for spec in recipe.models:
         if spec.source == "embedded":
             models[spec.name] = embedded.models[spec.name]
+            tokenizers[spec.name] = embedded.tokenizer
             rep = embedded.report.get("models", {}).get(spec.name, {})
             info[spec.name] = {
                 "source": "embedded",
@@ -182,7 +288,7 @@ def _models(recipe: Recipe, embedded: Any) -> tuple[dict[str, Any], dict[str, di
             from featgeom_tda.sources.models import load_hub_model
 
             models[spec.name] = load_hub_model(spec.name, device=recipe.device, dtype=spec.dtype)
-            tokenizer = tokenizer or models[spec.name].tokenizer
+            tokenizers[spec.name] = models[spec.name].tokenizer
             info[spec.name] = {"source": "hub"}
         else:
             from featgeom_tda.sources import checkpoints
@@ -193,9 +299,9 @@ def _models(recipe: Recipe, embedded: Any) -> tuple[dict[str, Any], dict[str, di
             else:
                 loaded = checkpoints.load_hf_folder_model(spec.path, **options)
             models[spec.name] = loaded.model
-            tokenizer = tokenizer or loaded.tokenizer
+            tokenizers[spec.name] = loaded.tokenizer
             info[spec.name] = {"source": f"{spec.source}: {spec.path}"}
-    return models, info, tokenizer
+    return models, info, tokenizers
 
 
 def cache_dir_of(recipe: Recipe) -> Path:

@@ -51,13 +51,31 @@ def models_section(src: SourcesResult, ext: ExtractionResult) -> Section:
         sae_rows.append([s.model, s.hook, s.kind, s.spec, s.width, s.fvu, s.l0, s.dead_fraction,
                          on_data.mean_l0 if on_data else None, on_data.dead_on_data if on_data else None,
                          s.ce_clean, s.ce_spliced, s.ce_zero_ablation, s.ce_loss_increase, s.ce_recovered])
+    intro = (f"Both models read the same {ext.n_tokens} token rows from {ext.n_docs} documents "
+             "(tokenized once; padding and position 0 of every sequence, the BOS or a window's first token, never counted).")
+    tables = []
+    if ext.alignment:
+        al = ext.alignment
+        intro = (f"The tokenizers differ, so the models are compared on {ext.n_tokens} aligned units of {ext.n_docs} "
+                 "held-out text chunks: the finest character spans that begin and end on a token boundary of both "
+                 f"tokenizers, each unit's activation the {al.get('reduce', 'max')} over its tokens. Each model ran on "
+                 "its own tokens; a unit holding a model's position 0 is never a row. Token ids in every later section "
+                 "name units, so the same-token score is a same-unit score.")
+        tables.append(Table(
+            "Token alignment (one-to-one: units that are one token in both models; coverage: the fraction of a "
+            "model's tokens inside a kept unit)",
+            ["tokenizer A", "tokenizer B", "units", "kept", "one-to-one", "tokens per unit A", "tokens per unit B",
+             "coverage A", "coverage B", "dropped spans", "dropped: position 0"],
+            [[al.get("tokenizer_a"), al.get("tokenizer_b"), al.get("n_units"), al.get("n_kept"),
+              al.get("one_to_one_fraction"), al.get("mean_tokens_per_unit_a"), al.get("mean_tokens_per_unit_b"),
+              al.get("coverage_a"), al.get("coverage_b"), al.get("n_dropped"), al.get("n_dropped_position0")]],
+            csv_name="alignment.csv"))
     return Section(
         "models",
         "Models and SAEs compared",
         how_to_read="low FVU and a small CE increase (recovered near 1) mean the SAE is faithful: check this before trusting any match.",
-        intro=(f"Both models read the same {ext.n_tokens} token rows from {ext.n_docs} documents "
-               "(tokenized once; padding never counted; BOS dropped)."),
-        tables=[
+        intro=intro,
+        tables=[*tables,
             Table("Models (loss in nats per token; the unigram entropy is the loss of a model that ignores context)",
                   ["model", "layers", "d_model", "parameters", "final loss", "unigram entropy"], model_rows, csv_name="models.csv"),
             Table("SAEs: FVU = fraction of variance unexplained; L0 = active features per token; dead = never firing; "

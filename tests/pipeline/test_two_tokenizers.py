@@ -1,0 +1,115 @@
+"""A recipe on two models with different tokenizers: the comparison runs on character-aligned units.
+
+Model A reads a word-level tokenizer, model B a small BPE that cuts most words into several pieces; both are
+random Llamas saved as Hugging Face folders, reading text files of vocabulary words. The checks: each model's
+SAEs train on its own windows, every store holds the same units, row ids index one unit vocabulary (so the
+same-token score is a same-unit score), and the report says what was aligned.
+"""
+
+import numpy as np
+import pytest
+
+from conftest import TINY_WORDS
+from featgeom_tda.pipeline import run_recipe
+from featgeom_tda.pipeline.recipe import recipe_from_dict
+
+HOOK_A, HOOK_B = "blocks.1.hook_resid_post", "blocks.0.hook_resid_post"
+
+
+def _llama_folder(root, tokenizer, seed):
+    import torch
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    vocab = len(tokenizer.get_vocab())
+    config = LlamaConfig(vocab_size=vocab, hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+                         num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=64,
+                         tie_word_embeddings=False, bos_token_id=tokenizer.bos_token_id,
+                         eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        hf = LlamaForCausalLM(config).eval()
+    hf.save_pretrained(root)
+    tokenizer.save_pretrained(root)
+    return root
+
+
+@pytest.fixture(scope="module")
+def subword_tokenizer():
+    from tokenizers import Tokenizer, models, pre_tokenizers, trainers
+    from transformers import PreTrainedTokenizerFast
+
+    backend = Tokenizer(models.BPE(unk_token="<unk>"))
+    backend.pre_tokenizer = pre_tokenizers.Whitespace()
+    trainer = trainers.BpeTrainer(vocab_size=60, special_tokens=["<pad>", "<bos>", "<eos>", "<unk>"])
+    backend.train_from_iterator([" ".join(TINY_WORDS)] * 3, trainer=trainer)
+    return PreTrainedTokenizerFast(tokenizer_object=backend, bos_token="<bos>", eos_token="<eos>", pad_token="<pad>",
+                                   unk_token="<unk>", name_or_path="subword")
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory, tiny_tokenizer, subword_tokenizer):
+    rng = np.random.default_rng(0)
+    texts = tmp_path_factory.mktemp("texts")
+    for i in range(2):
+        paragraphs = [" ".join(rng.choice(TINY_WORDS, size=120)) for _ in range(30)]
+        (texts / f"book{i}.txt").write_text("\n\n".join(paragraphs))
+    tmp = tmp_path_factory.mktemp("run")
+    folder_a = _llama_folder(tmp / "words-llama", tiny_tokenizer, 0)
+    folder_b = _llama_folder(tmp / "pieces-llama", subword_tokenizer, 1)
+    sae = {"kind": "train", "width_multiple": 2, "k": 4, "training_tokens": 3000}
+    recipe = recipe_from_dict({
+        "name": "two tokenizers",
+        "models": [{"name": "words", "source": "hf-folder", "path": str(folder_a), "layers": [{"hook": HOOK_A, "sae": sae}]},
+                   {"name": "pieces", "source": "hf-folder", "path": str(folder_b), "layers": [{"hook": HOOK_B, "sae": sae}]}],
+        "dataset": {"source": "text", "files": [str(texts / "*.txt")], "max_length": 32, "min_chars": 200},
+        "alignment": {"reduce": "max", "chunk_chars": 80},
+        "token_budget": 1200,
+        "matching": {"threshold": None},
+        "geometry": {"n_permutations": 10, "n_subset_draws": 3, "metrics": ["svcca", "cka"], "controls": []},
+        "topology": {"n_landmarks": 40, "n_cubes": 4, "persistence": False},
+        "interpretation": {"n_pairs": 3, "n_same_token_baseline": 10},
+        "steering": {"enabled": False},
+        "cache_dir": str(tmp / "cache"), "output_dir": str(tmp / "out"), "batch_size": 8,
+    })
+    return recipe, run_recipe(recipe)
+
+
+def test_every_store_holds_the_same_units_with_unit_vocabulary_ids(run):
+    recipe, pipe = run
+    ctx = pipe.context
+    assert ctx.sources.aligned and ctx.rows_are_units()
+    acts = ctx.activations()
+    a, b = acts[f"words__{HOOK_A}"], acts[f"pieces__{HOOK_B}"]
+    assert a.n_tokens == b.n_tokens > 0
+    assert np.array_equal(a.token_ids, b.token_ids) and np.array_equal(a.doc_index, b.doc_index)
+    vocab = ctx.token_strings()
+    # every unit is one word of the texts (words are one token of A), with its leading space where one precedes it
+    words = set(TINY_WORDS)
+    assert all(vocab[i].strip() in words for i in np.unique(a.token_ids))
+    ext = pipe.results("extraction")
+    assert ext.alignment["n_kept"] == a.n_tokens and ext.alignment["mean_tokens_per_unit_b"] > 1.2
+    assert ext.alignment["mean_tokens_per_unit_a"] == pytest.approx(1.0)
+    # the units dataset lays the rows out: tokens[doc, position] is each row's unit id
+    ds = ctx.dataset()
+    assert np.array_equal(ds.tokens[a.doc_index, a.position], a.token_ids)
+
+
+def test_each_model_trains_its_saes_on_its_own_windows_and_compares_on_held_out_text(run):
+    recipe, pipe = run
+    src = pipe.context.sources
+    assert set(src.model_tokens) == {"words", "pieces"}
+    assert src.model_tokens["words"].train.tokenizer_hash != src.model_tokens["pieces"].train.tokenizer_hash
+    # compared chunks fit one window of either model and are none of the training text
+    for tok in src.tokenizers.values():
+        assert max(len(tok(t, add_special_tokens=False)["input_ids"]) for t in src.compare_texts) <= 31
+    assert all(len(t) <= 80 for t in src.compare_texts)
+
+
+def test_matching_interpretation_and_report_read_units(run):
+    recipe, pipe = run
+    m = pipe.context.matchings()[f"words__{HOOK_A}--pieces__{HOOK_B}"]
+    assert len(m) > 0
+    interp = pipe.results("interpretation").pairs[f"words__{HOOK_A}--pieces__{HOOK_B}"]
+    assert "score" in interp.same_token or interp.same_token
+    html = (pipe.out_dir / "report" / "report.html").read_text()
+    assert "aligned units" in html
