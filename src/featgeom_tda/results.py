@@ -162,8 +162,9 @@ class LayerActivations(StageResult):
 @dataclass
 class ExtractionResult(StageResult):
     n_docs: int
-    n_tokens: int
+    n_tokens: int  # compared rows: tokens, or aligned units when the tokenizers differ
     layers: dict[str, LayerActivations]
+    alignment: dict[str, Any] | None = None  # TokenAlignment.stats() and the kept units, when aligned
 
 
 # -------------------------------------------------------------------------------------------- matching
