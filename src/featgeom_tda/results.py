@@ -45,6 +45,9 @@ __all__ = [
     "SteeringRow",
     "SteeringTaskResult",
     "SteeringResult",
+    "CrosscoderModelFit",
+    "CrosscoderClassAgreement",
+    "CrosscoderResult",
     "ReportResult",
     "STAGE_RESULTS",
 ]
@@ -375,6 +378,64 @@ class SteeringResult(StageResult):
     skipped: str | None = None
 
 
+# ------------------------------------------------------------------------------------------ crosscoder
+@dataclass
+class CrosscoderModelFit(StageResult):
+    """How well the crosscoder reconstructs one model's activations: FVU and active latents per row writing to it."""
+
+    layer: str
+    d_model: int
+    fvu: float | None
+    l0: float | None
+
+
+@dataclass
+class CrosscoderClassAgreement(StageResult):
+    """Crosscoder latents of one class against the two SAEs: mean best activation correlation with any feature
+    of SAE A / B, and how many of them pick a matched pair (their best A and best B features are matched)."""
+
+    latent_class: str
+    n_latents: int
+    mean_corr_a: float | None
+    mean_corr_b: float | None
+    n_on_matched_pair: int
+
+
+@dataclass
+class CrosscoderResult(StageResult):
+    """The crosscoder of the main layer pair: fit, relative decoder norms, classes, block cosines, latent
+    scaling and the agreement with post-hoc matching. ``skipped`` says why it did not run (switched off)."""
+
+    skipped: str | None = None
+    main_pair: str = ""
+    width: int = 0
+    k: int = 0
+    n_tokens: int = 0
+    training_steps: int = 0
+    fvu: float | None = None  # over both models' normalised activations together
+    l0: float | None = None
+    dead_fraction: float | None = None
+    models: list[CrosscoderModelFit] = field(default_factory=list)  # [A, B]
+    exclusive_threshold: float = 0.1
+    shared_band: list[float] = field(default_factory=lambda: [0.3, 0.7])
+    histogram_counts: list[int] = field(default_factory=list)  # relative decoder norm r over [0, 1]
+    histogram_edges: list[float] = field(default_factory=list)
+    class_counts: dict[str, int] = field(default_factory=dict)  # shared / exclusive_a / exclusive_b / partial / dead
+    block_cosines: dict[str, Any] | None = None  # BlockCosines.to_dict() of the shared latents
+    block_cosines_skipped: str | None = None
+    nu_threshold: float = 0.5
+    n_flagged: int = 0  # exclusive-looking latents that latent scaling says the other model carries
+    flagged_latents: list[int] = field(default_factory=list)  # the first of them
+    agreement: list[CrosscoderClassAgreement] = field(default_factory=list)
+    n_matched_pairs: int = 0  # pairs of the main matching
+    n_pairs_explained: int = 0  # matched pairs that are some shared latent's best A and best B features
+    feature_classes_a: dict[str, int] = field(default_factory=dict)  # SAE A features by their best latent's class
+    feature_classes_b: dict[str, int] = field(default_factory=dict)
+    histogram: str = ""  # PNG
+    directory: str = ""  # the saved crosscoder (sae_lens format + crosscoder.json)
+    feature_labels: str = ""  # per SAE feature: best latent, its correlation and class (JSON, for the explorer)
+
+
 # ---------------------------------------------------------------------------------------------- report
 @dataclass
 class ReportResult(StageResult):
@@ -392,5 +453,6 @@ STAGE_RESULTS: dict[str, type[StageResult]] = {
     "topology": TopologyResult,
     "interpretation": InterpretationResult,
     "steering": SteeringResult,
+    "crosscoder": CrosscoderResult,
     "report": ReportResult,
 }

@@ -2,7 +2,7 @@
 
 Stages, in order::
 
-    sources -> extraction -> matching -> geometry -> topology -> interpretation -> steering -> report
+    sources -> extraction -> matching -> geometry -> topology -> interpretation -> steering -> crosscoder -> report
 
 Each stage is a module of :mod:`featgeom_tda.pipeline.stages` whose ``run(ctx)`` returns that stage's typed
 result (:mod:`featgeom_tda.results`). The runner writes ``OUT/<stage>/stage.json`` with a fingerprint of the
@@ -35,7 +35,9 @@ log = logging.getLogger(__name__)
 
 RECIPE_COPY = "recipe.yaml"  # the recipe of a run, kept in its output directory
 
-STAGES = ("sources", "extraction", "matching", "geometry", "topology", "interpretation", "steering", "report")
+# crosscoder (optional) reads the matching; it sits last so that switching it on or off reruns only the report
+STAGES = ("sources", "extraction", "matching", "geometry", "topology", "interpretation", "steering", "crosscoder",
+          "report")
 
 # recipe sections each stage reads (besides the results of the stages before it)
 STAGE_INPUTS: dict[str, tuple[str, ...]] = {
@@ -46,6 +48,7 @@ STAGE_INPUTS: dict[str, tuple[str, ...]] = {
     "topology": ("topology", "seed"),
     "interpretation": ("interpretation", "seed"),
     "steering": ("steering", "seed"),
+    "crosscoder": ("crosscoder", "seed"),
     "report": (),  # the report shows the whole recipe: every section is an input
 }
 
@@ -55,10 +58,10 @@ StageFunction = Callable[[RunContext], StageResult]
 def default_stages() -> dict[str, StageFunction]:
     """Stage name -> ``run`` of its module in :mod:`featgeom_tda.pipeline.stages`."""
     from featgeom_tda.pipeline.stages import (
-        extraction, geometry, interpretation, matching, report, sources, steering, topology,
+        crosscoder, extraction, geometry, interpretation, matching, report, sources, steering, topology,
     )
 
-    modules = (sources, extraction, matching, geometry, topology, interpretation, steering, report)
+    modules = (sources, extraction, matching, geometry, topology, interpretation, steering, crosscoder, report)
     return {name: module.run for name, module in zip(STAGES, modules)}
 
 

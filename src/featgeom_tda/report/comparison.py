@@ -18,6 +18,7 @@ from featgeom_tda.results import (
     GeometryResult,
     InterpretationResult,
     MatchingResult,
+    CrosscoderResult,
     ReportResult,
     SourcesResult,
     StageResult,
@@ -25,12 +26,13 @@ from featgeom_tda.results import (
     TopologyResult,
 )
 
-__all__ = ["SECTION_IDS", "write_comparison_report", "build_sections"]
+__all__ = ["SECTION_IDS", "OPTIONAL_SECTION_IDS", "write_comparison_report", "build_sections"]
 
 SECTION_IDS = (
     "models", "matching", "similarity", "controls", "pairs", "subspaces", "spectra", "mapper", "persistence", "projection",
     "steering", "reproducibility",
 )
+OPTIONAL_SECTION_IDS = ("crosscoder",)  # after "pairs", only when its stage ran (the recipe switched it on)
 
 
 def _label(metric: str) -> str:
@@ -113,6 +115,13 @@ def build_sections(
         (isinstance(steer, SteeringResult), "steering", "Steering", "steering", lambda: sec.steering_section(steer)),
     ]
     sections = [build() if ok else _missing(sid, title, stage) for ok, sid, title, stage, build in checks]
+    cc = results.get("crosscoder")
+    enabled = bool((recipe.get("crosscoder") or {}).get("enabled"))
+    if isinstance(cc, CrosscoderResult) and (cc.skipped is None or enabled):  # absent when switched off
+        from featgeom_tda.report.crosscoder_section import crosscoder_section
+
+        at = next(i for i, s in enumerate(sections) if s.id == "pairs") + 1
+        sections.insert(at, crosscoder_section(cc))
     sections.append(_reproducibility_section(recipe, stage_seconds or {}))
     return sections
 
