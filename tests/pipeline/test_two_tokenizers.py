@@ -65,10 +65,11 @@ def run(tmp_path_factory, tiny_tokenizer, subword_tokenizer):
         "alignment": {"reduce": "max", "chunk_chars": 80},
         "token_budget": 1200,
         "matching": {"threshold": None},
-        "geometry": {"n_permutations": 10, "n_subset_draws": 3, "metrics": ["svcca", "cka"], "controls": []},
+        "geometry": {"n_permutations": 10, "n_subset_draws": 3, "metrics": ["svcca", "cka"],
+                     "controls": ["activations", "neurons"], "n_control_tokens": 400},
         "topology": {"n_landmarks": 40, "n_cubes": 4, "persistence": False},
         "interpretation": {"n_pairs": 3, "n_same_token_baseline": 10},
-        "steering": {"enabled": False},
+        "steering": {"enabled": True},
         "cache_dir": str(tmp / "cache"), "output_dir": str(tmp / "out"), "batch_size": 8,
     })
     return recipe, run_recipe(recipe)
@@ -113,3 +114,13 @@ def test_matching_interpretation_and_report_read_units(run):
     assert "score" in interp.same_token or interp.same_token
     html = (pipe.out_dir / "report" / "report.html").read_text()
     assert "aligned units" in html
+
+
+def test_per_token_analyses_say_why_they_do_not_run_on_units(run):
+    _, pipe = run
+    assert "tokenizers differ" in pipe.results("steering").skipped
+    controls = pipe.results("geometry").controls
+    neurons = [row for row in controls if row.kind.startswith("MLP neurons")]
+    assert neurons and all("aligned units" in row.skipped for row in neurons)
+    activations = [row for row in controls if not row.kind.startswith("MLP neurons")]
+    assert activations and all(row.skipped or row.metrics for row in activations)

@@ -87,6 +87,9 @@ def _neuron_rows(ctx: RunContext, a: Layer, b: Layer, rows: Any, metric_options:
     models = ctx.sources.models
     la, lb = _block(a.hook), _block(b.hook)
     kind = "MLP neurons (W_out rows)"
+    if ctx.rows_are_units():
+        return [ControlRow(a=a.key, b=b.key, kind=kind, n_pairs=0,
+                           skipped="the rows are aligned units of two tokenizers; neuron activations are per token")]
     if la is None or lb is None or any(getattr(models[x].cfg, "attn_only", False) for x in (a.model, b.model)):
         return [ControlRow(a=a.key, b=b.key, kind=kind, n_pairs=0, skipped="a hook outside a block with an MLP")]
     mask = rows.row_mask()

@@ -17,6 +17,9 @@ def run(ctx: RunContext) -> SteeringResult:
     spec = ctx.recipe.steering
     if not spec.enabled:
         return SteeringResult(skipped="steering is switched off in the recipe")
+    if ctx.rows_are_units():
+        return SteeringResult(skipped="the models' tokenizers differ: a task's prompts are tokenized for model A, "
+                                      "so steering B with them would not measure a transfer")
     from featgeom_tda.analyses.matching import top_correlations
 
     a, b = main_pair(ctx.recipe)
