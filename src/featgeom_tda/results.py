@@ -262,6 +262,7 @@ class MapperSide(StageResult):
     layer: str
     html: str  # file name inside the topology stage directory
     statistics: dict[str, Any]  # MapperGraph.statistics()
+    membership: str | None = None  # JSON file (in the stage directory): node id -> its features
 
 
 @dataclass

@@ -77,3 +77,25 @@ def synthetic_explorer_inputs(n_a: int, n_b: int, *, seed: int = 0, n_examples: 
             pairs.append((i, int(j), round(float(rng.uniform(0.2, 0.97)), 4)))
     return dict(model_a="model A <b>", model_b="model B", points_a=pa, points_b=pb, features_a=fa, features_b=fb,
                 pairs=pairs, title="Feature explorer: synthetic")
+
+
+def with_crosscoder_labels(inputs: dict, *, seed: int = 0, multi_node: tuple[int, ...] = ()) -> dict:
+    """A copy of ``inputs`` whose features carry a crosscoder class (dead features: "none"), latent id and
+    correlation, drawn from their own generator; A features in ``multi_node`` sit in two Mapper nodes."""
+    import dataclasses
+
+    rng = np.random.default_rng(seed)
+    classes = ("shared", "exclusive_a", "exclusive_b", "partial")
+    out = dict(inputs)
+    for side in ("a", "b"):
+        feats = []
+        for i, f in enumerate(inputs[f"features_{side}"]):
+            changes = {"crosscoder_class": "none"} if f.dead else {
+                "crosscoder_class": classes[int(rng.integers(0, len(classes)))],
+                "crosscoder_latent": int(rng.integers(0, 1000)),
+                "crosscoder_correlation": round(float(rng.uniform(0.1, 0.99)), 4)}
+            if side == "a" and i in multi_node:
+                changes["mapper_node"] = (f.mapper_node, f"{f.mapper_node}_overlap")
+            feats.append(dataclasses.replace(f, **changes))
+        out[f"features_{side}"] = feats
+    return out

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from featgeom_tda.viz.explorer import write_explorer
-from viz.explorer_inputs import CONCEPTS, HOSTILE, synthetic_explorer_inputs
+from viz.explorer_inputs import CONCEPTS, HOSTILE, synthetic_explorer_inputs, with_crosscoder_labels
 
 CHROMIUM = "/usr/bin/chromium"
 ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
@@ -25,7 +25,7 @@ READY = "window.__explorer && (window.__explorer.ready || window.__explorer.erro
 
 @pytest.fixture(scope="module")
 def inputs():
-    return synthetic_explorer_inputs(300, 250, seed=3)
+    return with_crosscoder_labels(synthetic_explorer_inputs(300, 250, seed=3), seed=4, multi_node=(2, 3))
 
 
 @pytest.fixture(scope="module")
@@ -73,6 +73,11 @@ def _target(page, inputs):
     raise AssertionError("no isolated paired feature in the synthetic layout")
 
 
+def _node_text(feature):
+    node = feature.mapper_node
+    return f"Mapper node: {node}" if isinstance(node, str) else "Mapper nodes: " + ", ".join(node)
+
+
 def _peak_token(feature):
     ex = feature.examples[0]
     return ex.tokens[int(np.argmax(np.abs(ex.values)))].replace("\n", "\u21b5")
@@ -96,7 +101,7 @@ def test_click_selects_highlights_partners_and_shows_both_cards(page, inputs):
     assert card_a.locator(".promoted .tok").first.text_content() == fa.promoted[0][0]
     assert card_a.locator(".ex .peak").first.text_content() == _peak_token(fa)
     assert card_a.locator(".badge.concept").text_content() == f"concept: {fa.concept}"
-    assert card_a.locator(".badge.node").text_content() == f"Mapper node: {fa.mapper_node}"
+    assert card_a.locator(".badge.node").text_content() == _node_text(fa)
     assert card_a.locator("button.partner").first.text_content() == f"{best} (r = {partners[0][1]:.3f})"
     assert card_a.locator("svg.hist rect").count() == len(fa.histogram)
     assert card_a.locator(".ex").count() == len(fa.examples)
@@ -159,6 +164,32 @@ def test_filters_and_search(page, inputs):
     assert want and set(want) <= set(m["a"])
     page.press("#search", "Enter")
     assert page.evaluate("window.__explorer.state().selected") == {"side": "a", "id": m["a"][0]}
+
+
+def test_crosscoder_filter_and_card(page, inputs):
+    """The filter keeps the features whose best-correlated crosscoder latent has the chosen class; the card says
+    which latent, and a feature in two Mapper nodes lists both."""
+    from featgeom_tda.viz.explorer import CROSSCODER_CLASSES
+
+    assert page.locator("#xc-box").is_visible()
+    assert "correlates best" in page.locator("#xc-box").get_attribute("title")
+    n_a = len(inputs["features_a"])
+    for name in ("shared", "exclusive_a", "none"):
+        page.select_option("#xc", str(CROSSCODER_CLASSES.index(name)))
+        state = page.evaluate("window.__explorer.state()")
+        assert state["visible"]["a"] == sum(f.crosscoder_class == name for f in inputs["features_a"])
+        assert state["visible"]["b"] == sum(f.crosscoder_class == name for f in inputs["features_b"])
+        assert state["filters"]["crosscoder"] == CROSSCODER_CLASSES.index(name)
+    page.select_option("#xc", "-2")
+    assert page.evaluate("window.__explorer.state().visible.a") == n_a
+    f = next(i for i, x in enumerate(inputs["features_a"]) if x.crosscoder_class == "exclusive_b")
+    page.evaluate(f"window.__explorer.select('a', {f})")
+    x = inputs["features_a"][f]
+    assert page.locator("#card-a .badge.xc").text_content() == (
+        f"crosscoder: only B (latent {x.crosscoder_latent}, r = {x.crosscoder_correlation:.3f})")
+    page.evaluate("window.__explorer.select('a', 3)")
+    assert page.locator("#card-a .badge.node").text_content() == _node_text(inputs["features_a"][3])
+    assert _node_text(inputs["features_a"][3]).startswith("Mapper nodes: ")
 
 
 def test_hostile_token_renders_as_text(page, inputs):

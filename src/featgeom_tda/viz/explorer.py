@@ -4,8 +4,9 @@ Two scatter panels (plain canvas; one point per feature at its 2-D projection, e
 rows), a hover card, and on click the selected feature's card beside its matched partner's: top-activating
 examples with per-token highlighting, the activation histogram, the tokens its decoder direction promotes and
 suppresses through the unembedding, its concept, partners with their correlations and its Mapper node.
-Filters (minimum correlation, concept, dead/alive), a search box (token or feature id), arrow keys and Escape,
-and the selection in the URL hash (``#a=123``, ``#b=45``).
+Filters (minimum correlation, concept, dead/alive and, when a crosscoder ran, the class of each feature's
+best-correlated crosscoder latent: shared, only A, only B, other), a search box (token or feature id), arrow
+keys and Escape, and the selection in the URL hash (``#a=123``, ``#b=45``).
 
 All data travels inside the page as zlib-compressed JSON in base64 (no network, no file beside it) and is
 inflated in the browser with ``DecompressionStream('deflate')``; the page's script writes every data string
@@ -41,6 +42,7 @@ __all__ = [
     "FeaturesInput",
     "PairsInput",
     "FORMAT",
+    "CROSSCODER_CLASSES",
     "explorer_payload",
     "render_explorer_html",
     "write_explorer",
@@ -85,7 +87,11 @@ class ExplorerFeature:
             (largest and most negative logits), in the order given.
         concept: a concept label, or None.
         dead: True when the feature never fired on the corpus.
-        mapper_node: the id of the Mapper node holding the feature, or None.
+        mapper_node: the id of the Mapper node holding the feature, or the ids of the nodes (a feature sits in
+            several when the cover's intervals overlap), or None.
+        crosscoder_class: the class of the crosscoder latent that best correlates with the feature ("shared",
+            "exclusive_a", "exclusive_b", "partial", or "none" when the feature never fires), or None (no crosscoder).
+        crosscoder_latent, crosscoder_correlation: that latent and its activation correlation with the feature.
     """
 
     examples: Sequence[Union[ActivationExample, tuple[Sequence[str], Sequence[float]]]] = ()
@@ -95,7 +101,10 @@ class ExplorerFeature:
     suppressed: Sequence[tuple[str, float]] = ()
     concept: str | None = None
     dead: bool = False
-    mapper_node: str | None = None
+    mapper_node: str | Sequence[str] | None = None
+    crosscoder_class: str | None = None
+    crosscoder_latent: int | None = None
+    crosscoder_correlation: float | None = None
 
     def __post_init__(self) -> None:
         examples = tuple(e if isinstance(e, ActivationExample) else ActivationExample(*e) for e in self.examples)
@@ -112,10 +121,13 @@ class ExplorerFeature:
         object.__setattr__(self, "histogram_range", hrange)
         for name in ("promoted", "suppressed"):
             object.__setattr__(self, name, _token_values(getattr(self, name), name))
-        for name in ("concept", "mapper_node"):
-            value = getattr(self, name)
-            if value is not None and not isinstance(value, str):
-                object.__setattr__(self, name, str(value))
+        if self.concept is not None and not isinstance(self.concept, str):
+            object.__setattr__(self, "concept", str(self.concept))
+        node = self.mapper_node
+        if node is not None and not isinstance(node, str):
+            nodes = tuple(str(n) for n in node) if isinstance(node, Iterable) else (str(node),)
+            object.__setattr__(self, "mapper_node", nodes[0] if len(nodes) == 1 else (nodes or None))
+        _check_crosscoder(self)
         object.__setattr__(self, "dead", bool(self.dead))
 
     @classmethod
@@ -144,6 +156,31 @@ def _token_values(items: Iterable[Any], name: str) -> tuple[tuple[str, float], .
             raise ValueError(f"{name} values must be finite; got {value} for token {token!r}")
         out.append((token, value))
     return tuple(out)
+
+
+CROSSCODER_CLASSES = ("shared", "exclusive_a", "exclusive_b", "partial", "none")
+CROSSCODER_RULE = "each feature takes the class of the crosscoder latent whose activation correlates best with it"
+
+
+def _check_crosscoder(f: "ExplorerFeature") -> None:
+    cls, latent, corr = f.crosscoder_class, f.crosscoder_latent, f.crosscoder_correlation
+    if cls is not None and cls not in CROSSCODER_CLASSES:
+        raise ValueError(f"crosscoder_class must be one of {', '.join(CROSSCODER_CLASSES)} or None; got {cls!r}")
+    if latent is not None:
+        if isinstance(latent, bool) or int(latent) != latent or latent < 0:
+            raise ValueError(f"crosscoder_latent must be a non-negative integer or None; got {latent!r}")
+        object.__setattr__(f, "crosscoder_latent", int(latent))
+    if corr is not None:
+        corr = float(corr)
+        if not math.isfinite(corr):
+            raise ValueError(f"crosscoder_correlation must be finite or None; got {corr}")
+        object.__setattr__(f, "crosscoder_correlation", corr)
+
+
+def _node(f: ExplorerFeature | None, nodes: "_Table") -> Any:
+    if f is None or f.mapper_node is None:
+        return -1
+    return nodes(f.mapper_node) if isinstance(f.mapper_node, str) else nodes.many(f.mapper_node)
 
 
 def _sig(value: float, digits: int = 4) -> float:
@@ -271,15 +308,22 @@ def _side(points: np.ndarray, ids: np.ndarray, feats: list[ExplorerFeature | Non
     lo, hi = points.min(axis=0), points.max(axis=0)
     span = np.where(hi - lo > 0, hi - lo, 1.0)
     q = np.rint((points - lo) / span * COORD_LEVELS).astype(np.int64)
-    return {
+    out: dict[str, Any] = {
         "ids": ids.tolist(),
         "xy": q.ravel().tolist(),
         "bounds": [float(lo[0]), float(hi[0]), float(lo[1]), float(hi[1])],
         "dead": [int(f.dead) if f else 0 for f in feats],
         "concept": [concepts(f.concept) if f and f.concept is not None else -1 for f in feats],
-        "node": [nodes(f.mapper_node) if f and f.mapper_node is not None else -1 for f in feats],
+        "node": [_node(f, nodes) for f in feats],
         "cards": [_card(f, strings, *limits) if f else None for f in feats],
     }
+    if any(f is not None and f.crosscoder_class is not None for f in feats):
+        out["xc"] = [CROSSCODER_CLASSES.index(f.crosscoder_class) if f and f.crosscoder_class is not None else -1
+                     for f in feats]
+        out["xcl"] = [f.crosscoder_latent if f and f.crosscoder_latent is not None else -1 for f in feats]
+        out["xcr"] = [round(f.crosscoder_correlation, 4) if f and f.crosscoder_correlation is not None else None
+                      for f in feats]
+    return out
 
 
 def explorer_payload(
@@ -297,6 +341,7 @@ def explorer_payload(
     max_examples: int = 10,
     max_example_tokens: int = 48,
     max_output_tokens: int = 10,
+    crosscoder_rule: str = CROSSCODER_RULE,
 ) -> dict[str, Any]:
     """The page's data as a JSON-ready dict (see the module docstring for its encoding)."""
     limits = (check_positive_int(max_examples, "max_examples"), check_positive_int(max_example_tokens, "max_example_tokens"),
@@ -323,6 +368,8 @@ def explorer_payload(
         "pairs": {"a": a.tolist(), "b": b.tolist(), "r": [round(float(v), 4) for v in r]},
     }
     payload["strings"], payload["concepts"], payload["nodes"] = strings.items, concepts.items, nodes.items
+    if any("xc" in side for side in payload["sides"].values()):
+        payload["crosscoder"] = {"classes": list(CROSSCODER_CLASSES), "rule": str(crosscoder_rule)}
     return payload
 
 
@@ -360,6 +407,7 @@ def write_explorer(
     max_examples: int = 10,
     max_example_tokens: int = 48,
     max_output_tokens: int = 10,
+    crosscoder_rule: str = CROSSCODER_RULE,
     compresslevel: int = 6,
     max_bytes: int | None = None,
 ) -> Path:
@@ -376,6 +424,7 @@ def write_explorer(
         title: the page title.
         max_examples, max_example_tokens, max_output_tokens: what is kept per feature (examples longer than
             ``max_example_tokens`` are cut around their peak, shown with an ellipsis).
+        crosscoder_rule: how the features' crosscoder classes were assigned, shown beside the filter.
         compresslevel: zlib level of the embedded data.
         max_bytes: raise ValueError instead of writing a page larger than this.
 
@@ -384,7 +433,7 @@ def write_explorer(
     payload = explorer_payload(
         model_a=model_a, model_b=model_b, points_a=points_a, points_b=points_b, features_a=features_a,
         features_b=features_b, pairs=pairs, ids_a=ids_a, ids_b=ids_b, title=title, max_examples=max_examples,
-        max_example_tokens=max_example_tokens, max_output_tokens=max_output_tokens,
+        max_example_tokens=max_example_tokens, max_output_tokens=max_output_tokens, crosscoder_rule=crosscoder_rule,
     )
     data = render_explorer_html(payload, compresslevel=compresslevel).encode("utf-8")
     if max_bytes is not None and len(data) > max_bytes:

@@ -2,8 +2,9 @@
 
 For each feature of both layers: PCA coordinates of its decoder row, its top-activating examples with the
 activation on every token of the window, a histogram of its non-zero activations, the tokens its decoder
-direction promotes and suppresses through the model's unembedding, its concept label and whether it is dead;
-the pairs of the main matching link the two panels.
+direction promotes and suppresses through the model's unembedding, its concept label and whether it is dead,
+the Mapper node(s) holding it (when the topology stage built Mapper graphs) and, when the crosscoder stage ran,
+the class of its best-correlated crosscoder latent; the pairs of the main matching link the two panels.
 """
 
 from __future__ import annotations
@@ -32,10 +33,52 @@ def write_run_explorer(ctx: RunContext, path: Path) -> Path:
     strings = _display_strings(ctx)
     points = [pca_projection(ctx.decoder_rows(layer), metric="cosine", seed=ctx.recipe.seed).coords for layer in (a, b)]
     features = [_features(ctx, layer, strings) for layer in (a, b)]
+    for side, feats in zip("ab", features):
+        nodes = _mapper_nodes(ctx, side, len(feats))
+        labels = _crosscoder_labels(ctx, side, len(feats))
+        for f, node, label in zip(feats, nodes, labels):
+            f["mapper_node"] = node
+            f.update(label)
     return write_explorer(
         path, model_a=a.label, model_b=b.label, points_a=points[0], points_b=points[1], features_a=features[0],
         features_b=features[1], pairs=ctx.matchings()[pair_key(a, b)], title=f"Feature explorer: {a.label} vs {b.label}",
     )
+
+
+def _mapper_nodes(ctx: RunContext, side: str, n: int) -> list[list[str] | None]:
+    """Per feature of one side: the ids of the Mapper nodes holding it (None: in none, or no Mapper membership)."""
+    import json
+
+    from featgeom_tda.results import TopologyResult
+
+    topo = ctx.stage_results.get("topology")
+    mapper = topo.mapper if isinstance(topo, TopologyResult) else None
+    membership = getattr(mapper, side).membership if mapper is not None else None
+    path = Path(ctx.out_dir) / "topology" / membership if membership else None
+    if path is None or not path.exists():
+        return [None] * n
+    nodes: list[list[str]] = [[] for _ in range(n)]
+    for node, members in json.loads(path.read_text()).items():
+        for i in members:
+            if 0 <= int(i) < n:
+                nodes[int(i)].append(str(node))
+    return [x or None for x in nodes]
+
+
+def _crosscoder_labels(ctx: RunContext, side: str, n: int) -> list[dict[str, Any]]:
+    """Per feature of one side: the class, id and correlation of its best-correlated crosscoder latent ({} when
+    the crosscoder stage did not run)."""
+    from featgeom_tda.pipeline.stages.crosscoder import read_feature_labels
+    from featgeom_tda.results import CrosscoderResult
+
+    cc = ctx.stage_results.get("crosscoder")
+    if not isinstance(cc, CrosscoderResult) or cc.skipped is not None or not Path(cc.feature_labels).exists():
+        return [{} for _ in range(n)]
+    labels = read_feature_labels(cc.feature_labels)[side]
+    if len(labels["class"]) != n:
+        raise ValueError(f"{cc.feature_labels} labels {len(labels['class'])} features of side {side}; expected {n}")
+    return [{"crosscoder_class": c, "crosscoder_latent": (l if l >= 0 else None), "crosscoder_correlation": r}
+            for c, l, r in zip(labels["class"], labels["latent"], labels["correlation"])]
 
 
 def _display_strings(ctx: RunContext) -> list[str]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -53,7 +54,10 @@ def _mapper(ctx: RunContext, a: Layer, b: Layer, out: Path) -> MapperResult:
         graphs[side] = g
         html = out / f"mapper_{side}.html"
         save_mapper_html(g, html, self_contained=True, title=f"Mapper of SAE decoder rows: {layer.label}")
-        sides[side] = MapperSide(layer=layer.key, html=html.name, statistics=g.statistics())
+        membership = out / f"mapper_{side}_nodes.json"
+        membership.write_text(json.dumps({node: members.tolist() for node, members in g.nodes.items()},
+                                         separators=(",", ":")))
+        sides[side] = MapperSide(layer=layer.key, html=html.name, statistics=g.statistics(), membership=membership.name)
     comparison = compare_mapper_graphs(graphs["a"], graphs["b"], ctx.matchings()[pair_key(a, b)])
     return MapperResult(a=sides["a"], b=sides["b"], comparison=comparison)
 
