@@ -46,6 +46,9 @@ def run(ctx: RunContext) -> CrosscoderResult:
     from featgeom_tda.viz.crosscoder import plot_decoder_norm_histogram
 
     a, b = main_pair(ctx.recipe)
+    if ctx.rows_are_units():
+        return CrosscoderResult(skipped="the crosscoder reads one hook activation per token row; these rows are units "
+                                        "aligned across two tokenizers, so it did not run", main_pair=pair_key(a, b))
     out = ctx.stage_dir("crosscoder")
     try:
         raw = ctx.hook_activations([a, b])
