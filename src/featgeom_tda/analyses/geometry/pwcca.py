@@ -36,6 +36,7 @@ from typing import Any, Literal
 
 import numpy as np
 
+from featgeom_tda.core._linalg import svd
 from featgeom_tda.analyses.geometry import similarity as sim
 from featgeom_tda.core._validation import check_choice, check_fraction
 
@@ -210,7 +211,7 @@ def _projection_weights(Z: np.ndarray, directions: np.ndarray) -> np.ndarray:
 
 def _cca(Qx: np.ndarray, Qy: np.ndarray, Zx: np.ndarray, Zy: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(rho, weights of X's canonical variates, weights of Y's), each of shape (min(k_x, k_y),)."""
-    A, rho, Bt = np.linalg.svd(Qx.T @ Qy, full_matrices=False)
+    A, rho, Bt = svd(Qx.T @ Qy, full_matrices=False)
     rho = np.clip(rho, 0.0, 1.0)
     return rho, _projection_weights(Zx, A), _projection_weights(Zy, Bt.T)
 

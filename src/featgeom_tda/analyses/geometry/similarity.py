@@ -32,6 +32,7 @@ from typing import Any
 
 import numpy as np
 
+from featgeom_tda.core._linalg import svd
 from featgeom_tda.core._validation import as_float_matrix, check_choice, check_fraction, check_positive_int, check_same_rows
 
 __all__ = [
@@ -210,7 +211,7 @@ def _centred_svd(Z: np.ndarray, name: str) -> tuple[np.ndarray, np.ndarray, int]
     Zc = _centre(Z)
     if _no_variation(Z, Zc):
         raise ValueError(f"{name} has zero variance after centring (all rows are equal); SVCCA needs variation")
-    U, s, _ = np.linalg.svd(Zc, full_matrices=False)
+    U, s, _ = svd(Zc, full_matrices=False)
     if s.size == 0 or s[0] <= 0:
         raise ValueError(f"{name} has zero variance after centring (all rows are equal); SVCCA needs variation")
     tol = s[0] * max(Zc.shape) * np.finfo(np.float64).eps
@@ -275,7 +276,7 @@ def _canonical_correlations(Qx: np.ndarray, Qy: np.ndarray) -> np.ndarray:
 
 def _singular_values_unit(M: np.ndarray) -> np.ndarray:
     """Singular values of ``M`` clipped to [0, 1] (cosines of principal angles)."""
-    return np.clip(np.linalg.svd(M, compute_uv=False), 0.0, 1.0)
+    return np.clip(svd(M, compute_uv=False), 0.0, 1.0)
 
 
 @dataclass
@@ -648,7 +649,7 @@ def _procrustes_normalised(Z: np.ndarray, name: str) -> np.ndarray:
 
 
 def _nuclear_norm(M: np.ndarray) -> float:
-    return float(np.linalg.svd(M, compute_uv=False).sum())
+    return float(svd(M, compute_uv=False).sum())
 
 
 def procrustes(X: Any, Y: Any) -> float:

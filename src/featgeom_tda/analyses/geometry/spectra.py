@@ -21,6 +21,7 @@ from typing import Any
 
 import numpy as np
 
+from featgeom_tda.core._linalg import svd
 from featgeom_tda.core._validation import as_float_matrix, check_choice, check_positive_int, check_rank, to_numpy
 from featgeom_tda.core.types import FeatureWeights
 
@@ -196,7 +197,7 @@ def spectrum(W: Any, *, name: str | None = None, center: bool = False, tail: Any
     tail = _check_tail(tail)
     if center:
         M = M - M.mean(axis=0, keepdims=True)
-    s = np.linalg.svd(M, compute_uv=False)
+    s = svd(M, compute_uv=False)
     return _from_values(s, tuple(M.shape), name=name, kind="weights", centered=bool(center), tail=tail,
                         provenance=provenance)
 
@@ -221,7 +222,7 @@ def random_spectrum(
     M = np.random.default_rng(seed).standard_normal((n_rows, n_cols))
     if center:
         M -= M.mean(axis=0, keepdims=True)
-    s = np.linalg.svd(M, compute_uv=False)
+    s = svd(M, compute_uv=False)
     label = name if name is not None else f"random {n_rows}x{n_cols}"
     return _from_values(s, (n_rows, n_cols), name=label, kind="random", centered=bool(center), tail=tail,
                         seed=int(seed))

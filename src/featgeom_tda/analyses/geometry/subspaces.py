@@ -29,6 +29,7 @@ from typing import Any
 
 import numpy as np
 
+from featgeom_tda.core._linalg import svd
 from featgeom_tda.core._validation import as_float_matrix, check_positive_int
 from featgeom_tda.analyses.geometry.baselines import (
     METRIC_NAMES,
@@ -115,7 +116,7 @@ class SubspaceResult:
 
 def _row_span_basis(A: np.ndarray) -> np.ndarray:
     """Orthonormal basis (d x r) of the span of the rows of A (n x d), r = numerical rank."""
-    _, s, Vt = np.linalg.svd(A, full_matrices=False)
+    _, s, Vt = svd(A, full_matrices=False)
     if s.size == 0 or not s[0] > 0:
         return np.zeros((A.shape[1], 0))
     r = int(np.count_nonzero(s > s[0] * max(A.shape) * np.finfo(np.float64).eps))
@@ -140,7 +141,7 @@ def principal_angle_cosines(A: Any, B: Any) -> np.ndarray:
     for name, Q in (("A", Qa), ("B", Qb)):
         if Q.shape[1] == 0:
             raise ValueError(f"{name} has only zero rows; its span is empty")
-    return np.clip(np.linalg.svd(Qa.T @ Qb, compute_uv=False), 0.0, 1.0)
+    return np.clip(svd(Qa.T @ Qb, compute_uv=False), 0.0, 1.0)
 
 
 def principal_angle_similarity(A: Any, B: Any) -> float:

@@ -132,27 +132,6 @@ def numba_available() -> bool:
     return True
 
 
-def _column_sums(data, cols, n, s1, s2, nnz, dev):  # pragma: no cover - compiled by numba
-    for i in range(data.size):
-        c = cols[i]
-        x = np.float64(data[i])
-        s1[c] += x
-        s2[c] += x * x
-        nnz[c] += 1
-    for i in range(data.size):
-        c = cols[i]
-        d = np.float64(data[i]) - s1[c] / n
-        dev[c] += d * d
-
-
-@functools.lru_cache(maxsize=None)
-def column_sums_kernel():
-    """Compile (or load from numba's cache) the column-sums loop of :func:`stats.column_stats`."""
-    from featgeom_tda.core._numba import configure_numba
-
-    return configure_numba().njit(cache=True, nogil=True)(_column_sums)
-
-
 def _prefetch_intrinsic():
     """numba intrinsic ``prefetch(array, index)``: llvm.prefetch (read, high locality) of array[index]."""
     from llvmlite import ir

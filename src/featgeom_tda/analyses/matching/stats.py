@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import os
 from dataclasses import dataclass
 from typing import Any
@@ -44,17 +45,40 @@ def _column_sums(data: np.ndarray, cols: np.ndarray, n: int, f: int) -> tuple[np
     Two passes over the entries in storage order, in float64: the numba loop and the ``np.bincount`` fallback
     add the same terms in the same order, so they agree bit for bit; numba is several times faster.
     """
-    from featgeom_tda.analyses.matching.kernels import column_sums_kernel, numba_available
-
-    if numba_available() and data.size:
+    kernel = column_sums_kernel() if data.size else None
+    if kernel is not None:
         s1, s2, nnz, dev = (np.zeros(f), np.zeros(f), np.zeros(f, dtype=np.int64), np.zeros(f))
-        column_sums_kernel()(data, cols, n, s1, s2, nnz, dev)
+        kernel(data, cols, n, s1, s2, nnz, dev)
         return s1, s2, nnz, dev
     x = data.astype(np.float64)
     s1 = np.bincount(cols, weights=x, minlength=f)
     s2 = np.bincount(cols, weights=x * x, minlength=f)
     nnz = np.bincount(cols, minlength=f)
     return s1, s2, nnz, np.bincount(cols, weights=(x - (s1 / n)[cols]) ** 2, minlength=f)
+
+
+def _column_sums_loop(data, cols, n, s1, s2, nnz, dev):  # pragma: no cover - compiled by numba
+    for i in range(data.size):
+        c = cols[i]
+        x = np.float64(data[i])
+        s1[c] += x
+        s2[c] += x * x
+        nnz[c] += 1
+    for i in range(data.size):
+        c = cols[i]
+        d = np.float64(data[i]) - s1[c] / n
+        dev[c] += d * d
+
+
+@functools.lru_cache(maxsize=None)
+def column_sums_kernel():
+    """The compiled column-sums loop of :func:`column_stats` (from numba's cache), or None without numba."""
+    try:
+        from featgeom_tda.core._numba import configure_numba
+
+        return configure_numba().njit(cache=True, nogil=True)(_column_sums_loop)
+    except ImportError:
+        return None
 
 
 def prepared(x: Any, name: str) -> FeatureActivations:
