@@ -53,9 +53,14 @@ def test_every_stage_ran_and_report_written(small_run):
     assert saes["tiny-2L__blocks.1.hook_resid_post"]["kind"] == "train"  # the recipe's k=16, not the built-in k=4
     assert saes["tiny-2L__blocks.1.hook_resid_post"]["spec"] == "topk k=16, 4x d_model"
     assert len(results["stages"]["geometry"]["grid"]) == 2
-    # controls: per layer pair, the matched features' token activations and the raw MLP neurons, with nulls
+    # controls: per layer pair, the matched features' token activations, the raw MLP neurons and the raw
+    # residual streams, with nulls
     controls = results["stages"]["geometry"]["controls"]
-    assert sorted(c["kind"] for c in controls) == ["MLP neurons (W_out rows)"] * 2 + ["SAE features, token activations"] * 2
+    assert sorted(c["kind"] for c in controls) == (["MLP neurons (W_out rows)"] * 2 + ["SAE features, token activations"] * 2
+                                                   + ["raw residual stream, token activations (all dimensions)"] * 2)
+    residual = [c for c in controls if c["kind"].startswith("raw residual")]
+    d_models = {m["d_model"] for m in results["stages"]["sources"]["models"].values()}
+    assert all(c["n_pairs"] == min(d_models) and c["n_rows"] > 0 for c in residual)  # every residual dimension
     for c in controls:
         assert c["skipped"] is None and c["n_pairs"] >= 10, c
         for score in c["metrics"].values():

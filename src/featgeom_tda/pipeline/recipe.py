@@ -203,8 +203,10 @@ class GeometrySpec:
     knn_k: int = 10
     min_concept_features: int = 5
     subspace_metrics: list[Literal["svcca", "cka", "rsa"]] = field(default_factory=lambda: ["svcca", "cka", "rsa"])
-    # controls per layer pair: raw MLP neurons matched and compared the same way; matched features' token activations
-    controls: list[Literal["neurons", "activations"]] = field(default_factory=lambda: ["neurons", "activations"])
+    # controls per layer pair: raw MLP neurons matched and compared the same way; matched features' token
+    # activations; the raw residual streams' token activations (every dimension)
+    controls: list[Literal["neurons", "activations", "residual"]] = field(
+        default_factory=lambda: ["neurons", "activations", "residual"])
     n_control_tokens: int = 2000
 
     def __post_init__(self) -> None:

@@ -37,12 +37,54 @@ def controls(ctx: RunContext, metric_options: Any) -> list[ControlRow]:
     dataset = ctx.dataset()
     n_docs = _docs_for(dataset, spec.n_control_tokens)
     token_rows = dataset.row_mask(0, n_docs).sum()
+    raw = _RawUnitsPerLayer(ctx, dataset.head(n_docs))  # each layer's neurons / residual read once, not per pair
     for a, b in layer_pairs(ctx.recipe):
         if "activations" in spec.controls:
             rows.append(_activation_row(ctx, a, b, int(token_rows), metric_options))
+        if "residual" in spec.controls:
+            rows.append(_residual_row(ctx, a, b, raw, metric_options))
         if "neurons" in spec.controls:
-            rows.extend(_neuron_rows(ctx, a, b, dataset.head(n_docs), metric_options))
+            rows.extend(_neuron_rows(ctx, a, b, raw, metric_options))
     return rows
+
+
+class _RawUnitsPerLayer:
+    """The raw units (MLP neurons of a block, residual dimensions at a hook) of each layer on the control rows,
+    computed on first use and kept for the other layer pairs."""
+
+    def __init__(self, ctx: RunContext, rows: Any) -> None:
+        self.ctx, self.rows, self._cache = ctx, rows, {}
+
+    def get(self, kind: str, layer: Layer) -> Any:
+        from featgeom_tda.sources.neurons import mlp_neuron_units, residual_units
+
+        key = (kind, layer.key)
+        if key not in self._cache:
+            model, mask, bs = self.ctx.sources.models[layer.model], self.rows.row_mask(), self.ctx.recipe.batch_size
+            if kind == "neurons":
+                self._cache[key] = mlp_neuron_units(model, self.rows.tokens, _block(layer.hook), mask=mask, batch_size=bs)
+            else:
+                self._cache[key] = residual_units(model, self.rows.tokens, layer.hook, mask=mask, batch_size=bs)
+        return self._cache[key]
+
+
+def _residual_row(ctx: RunContext, a: Layer, b: Layer, raw: _RawUnitsPerLayer, metric_options: Any) -> ControlRow:
+    """The raw residual streams at the two hooks, every dimension, compared on the same token rows (the
+    representational similarity the SAE bases are read against); null: B's token rows shuffled."""
+    kind = "raw residual stream, token activations (all dimensions)"
+    if ctx.rows_are_units():
+        return ControlRow(a=a.key, b=b.key, kind=kind, n_pairs=0,
+                          skipped="the rows are aligned units of two tokenizers; residual activations are per token")
+    X = raw.get("residual", a).activations.astype(np.float64)
+    Y = raw.get("residual", b).activations.astype(np.float64)
+    scores = {}
+    for metric in ACTIVATION_METRICS:
+        try:
+            scores[metric] = _score(metric, X, Y, ctx, metric_options(metric, ctx.recipe.geometry))
+        except ValueError as exc:
+            return ControlRow(a=a.key, b=b.key, kind=kind, n_pairs=0, skipped=str(exc))
+    return ControlRow(a=a.key, b=b.key, kind=kind, n_pairs=min(X.shape[1], Y.shape[1]), n_rows=int(X.shape[0]),
+                      metrics=scores)
 
 
 def _docs_for(dataset: Any, n_tokens: int) -> int:
@@ -81,9 +123,7 @@ def _block(hook: str) -> int | None:
     return int(match.group(1)) if match else None
 
 
-def _neuron_rows(ctx: RunContext, a: Layer, b: Layer, rows: Any, metric_options: Any) -> list[ControlRow]:
-    from featgeom_tda.sources.neurons import mlp_neuron_units
-
+def _neuron_rows(ctx: RunContext, a: Layer, b: Layer, raw: _RawUnitsPerLayer, metric_options: Any) -> list[ControlRow]:
     models = ctx.sources.models
     la, lb = _block(a.hook), _block(b.hook)
     kind = "MLP neurons (W_out rows)"
@@ -92,14 +132,12 @@ def _neuron_rows(ctx: RunContext, a: Layer, b: Layer, rows: Any, metric_options:
                            skipped="the rows are aligned units of two tokenizers; neuron activations are per token")]
     if la is None or lb is None or any(getattr(models[x].cfg, "attn_only", False) for x in (a.model, b.model)):
         return [ControlRow(a=a.key, b=b.key, kind=kind, n_pairs=0, skipped="a hook outside a block with an MLP")]
-    mask = rows.row_mask()
-    units_a = mlp_neuron_units(models[a.model], rows.tokens, la, mask=mask, batch_size=ctx.recipe.batch_size)
-    units_b = mlp_neuron_units(models[b.model], rows.tokens, lb, mask=mask, batch_size=ctx.recipe.batch_size)
+    units_a, units_b = raw.get("neurons", a), raw.get("neurons", b)
     m = ctx.engine.match_features(units_a.to_activations(), units_b.to_activations(), mode="one-to-one", threshold=None)
     if len(m) < MIN_PAIRS:
         return [ControlRow(a=a.key, b=b.key, kind=kind, n_pairs=len(m), skipped=f"fewer than {MIN_PAIRS} matched neurons")]
     X, Y = units_a.weights.weights[m.index_a], units_b.weights.weights[m.index_b]
     scores = {metric: _score(metric, X, Y, ctx, metric_options(metric, ctx.recipe.geometry))
               for metric in ctx.recipe.geometry.metrics}
-    return [ControlRow(a=a.key, b=b.key, kind=kind, n_pairs=len(m), n_rows=int(mask.sum()),
+    return [ControlRow(a=a.key, b=b.key, kind=kind, n_pairs=len(m), n_rows=int(units_a.activations.shape[0]),
                        mean_correlation=float(np.mean(m.correlation)), metrics=scores)]
