@@ -124,3 +124,19 @@ def test_per_token_analyses_say_why_they_do_not_run_on_units(run):
     assert neurons and all("aligned units" in row.skipped for row in neurons)
     activations = [row for row in controls if not row.kind.startswith("MLP neurons")]
     assert activations and all(row.skipped or row.metrics for row in activations)
+
+
+def test_explorer_cards_read_units_and_each_models_own_unembedding(run):
+    from featgeom_tda.pipeline.layers import main_pair
+    from featgeom_tda.pipeline.stages.explorer import _display_strings, _features, _model_display_strings
+
+    recipe, pipe = run
+    ctx = pipe.context
+    assert (pipe.out_dir / "report" / "explorer.html").exists()
+    strings = _display_strings(ctx)
+    assert strings == ctx.token_strings()  # unit texts, shown as they are
+    _, b = main_pair(recipe)
+    pieces = set(_model_display_strings(ctx, b.model))
+    feats = _features(ctx, b, strings)
+    promoted = {tok for f in feats for tok, _ in f["promoted"]}
+    assert promoted and promoted <= pieces  # B's decoder directions are read through B's own vocabulary

@@ -82,9 +82,21 @@ def _crosscoder_labels(ctx: RunContext, side: str, n: int) -> list[dict[str, Any
 
 
 def _display_strings(ctx: RunContext) -> list[str]:
-    """Token id -> the text it stands for (byte-level markers such as 'Ġ' turned back into spaces)."""
-    tokenizer = ctx.sources.tokenizer
-    raw = ctx.token_strings()
+    """Row token id -> the text it stands for: a unit's text when the rows are aligned units, else the token's
+    (byte-level markers such as 'Ġ' turned back into spaces)."""
+    if ctx.rows_are_units():
+        return ctx.token_strings()
+    return _rendered(ctx.sources.tokenizer, ctx.token_strings())
+
+
+def _model_display_strings(ctx: RunContext, model: str) -> list[str]:
+    """Token id -> text in one model's own vocabulary (what its unembedding scores)."""
+    if not ctx.rows_are_units():
+        return _display_strings(ctx)
+    return _rendered(ctx.sources.tokenizers.get(model, ctx.sources.tokenizer), ctx.model_token_strings(model))
+
+
+def _rendered(tokenizer: Any, raw: list[str]) -> list[str]:
     convert = getattr(tokenizer, "convert_tokens_to_string", None)
     if convert is None:
         return raw
@@ -106,7 +118,7 @@ def _features(ctx: RunContext, layer: Layer, strings: list[str]) -> list[dict[st
     matrix = acts.matrix.tocsc()
     rows, _ = top_activations(acts, k=N_EXAMPLES)
     concepts = feature_concepts(acts, ctx.token_strings(), load_concept_groups())
-    promoted, suppressed = _output_tokens(ctx, layer, strings)
+    promoted, suppressed = _output_tokens(ctx, layer, _model_display_strings(ctx, layer.model))
     fired = np.diff(matrix.indptr) > 0
     out = []
     for f in range(acts.n_features):
