@@ -39,6 +39,7 @@ _EXPORTS: dict[str, str] = {
     "PermutationResult": "featgeom_tda.analyses.geometry",
     "random_subset_baseline": "featgeom_tda.analyses.geometry",
     "compare_concept_subspaces": "featgeom_tda.analyses.geometry",
+    "compare_rematched_subspaces": "featgeom_tda.analyses.geometry",
     "spectrum": "featgeom_tda.analyses.geometry",
     "random_spectrum": "featgeom_tda.analyses.geometry",
     "spectrum_distance": "featgeom_tda.analyses.geometry",

@@ -38,6 +38,7 @@ from featgeom_tda.analyses.geometry.spectra import (
 from featgeom_tda.analyses.geometry.subspaces import (
     SubspaceResult,
     compare_concept_subspaces,
+    compare_rematched_subspaces,
     principal_angle_cosines,
     principal_angle_similarity,
 )
@@ -52,6 +53,7 @@ __all__ = [
     "SubspaceResult",
     "check_metric_options",
     "compare_concept_subspaces",
+    "compare_rematched_subspaces",
     "effective_rank",
     "knn_jaccard",
     "linear_cka",

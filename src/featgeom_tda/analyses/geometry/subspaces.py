@@ -16,6 +16,12 @@ optionally, a :class:`~featgeom_tda.core.types.FeatureMatching`. Two modes:
   SAEs of different widths); across models pass a matching. Sides of different widths are skipped with that
   reason.
 
+:func:`compare_rematched_subspaces` is the variant of the original experiments: each side's concept features are
+selected on their own (by keyword, e.g. with :func:`featgeom_tda.analyses.interpret.feature_concepts`), the two
+selections are **re-matched** among themselves (the given matcher run on the activations restricted to those
+feature columns), and the re-matched pairs' rows are scored against the within-concept permutation null (random
+pairings among the concept's re-matched pairs). Its results have ``pairing="rematched"``.
+
 Concepts with too few features (or matched pairs) are skipped with the reason recorded, never silently.
 Each concept draws its null from its own seed, ``SeedSequence([seed, crc32(concept)])``, so results do not
 depend on the order of the concepts; all metrics of one concept share that seed (the same permutations).
@@ -40,11 +46,12 @@ from featgeom_tda.analyses.geometry.baselines import (
     permutation_test,
     random_subset_baseline,
 )
-from featgeom_tda.core.types import FeatureMatching, as_weights
+from featgeom_tda.core.types import FeatureMatching, as_activations, as_weights
 
 __all__ = [
     "SubspaceResult",
     "compare_concept_subspaces",
+    "compare_rematched_subspaces",
     "principal_angle_cosines",
     "principal_angle_similarity",
 ]
@@ -58,7 +65,7 @@ class SubspaceResult:
 
     Attributes:
         concept: concept name.
-        pairing: ``"matched"`` or ``"unpaired"``.
+        pairing: ``"matched"``, ``"unpaired"`` or ``"rematched"`` (:func:`compare_rematched_subspaces`).
         n_features_a, n_features_b: features labelled with the concept on each side.
         n_pairs: matched pairs with the label on both sides (0 in unpaired mode).
         scores, nulls, null_means, null_stds, p_values: per metric name. p-values are
@@ -70,6 +77,7 @@ class SubspaceResult:
             saturated SVCCA (``k_x + k_y > n_pairs - 1``) is one such error, never a score.
         details: metric name -> what its score was computed from (SVCCA: k_x, k_y, n_rows, n_forced, rule, ...).
         seed: seed of this concept's null.
+        mean_correlation: mean activation correlation of the re-matched pairs (``"rematched"`` only).
     """
 
     concept: str
@@ -88,6 +96,7 @@ class SubspaceResult:
     details: dict[str, dict[str, Any]] = field(default_factory=dict)
     seed: int = 0
     options: dict[str, Any] = field(default_factory=dict)
+    mean_correlation: float | None = None
 
     @property
     def compared(self) -> bool:
@@ -111,6 +120,7 @@ class SubspaceResult:
             "details": _jsonable(self.details),
             "seed": int(self.seed),
             "options": _jsonable(self.options),
+            "mean_correlation": None if self.mean_correlation is None else float(self.mean_correlation),
         }
 
 
@@ -306,7 +316,11 @@ def _compare_matched(result, Wa, Wb, fa, fb, matching, names, options, min_featu
             f"min_features={min_features}"
         )
         return
-    X, Y = Wa[ia], Wb[ib]
+    _score_pairs(result, Wa[ia], Wb[ib], names, options, n_permutations, progress)
+
+
+def _score_pairs(result, X, Y, names, options, n_permutations, progress):
+    """Each metric of the paired rows X, Y with its random-pairing null (errors, e.g. a saturated SVCCA, kept)."""
     for name in names:
         try:
             res = permutation_test(name, X, Y, n_permutations=n_permutations, seed=result.seed, progress=progress,
@@ -342,3 +356,109 @@ def _compare_unpaired(result, Wa, Wb, fa, fb, min_features, n_permutations, prog
         seed=result.seed, observed=score, progress=progress,
     )
     _record(result, UNPAIRED_METRIC, score, base.scores, base.p_value)
+
+
+def _check_rematch_inputs(acts: Any, W: np.ndarray, side: str) -> Any:
+    a = as_activations(acts, f"acts_{side}")
+    if a.n_features != W.shape[0]:
+        raise ValueError(
+            f"acts_{side} has {a.n_features} features but weights_{side} has {W.shape[0]} rows; they must describe "
+            "the same dictionary"
+        )
+    return a
+
+
+def compare_rematched_subspaces(
+    acts_a: Any,
+    acts_b: Any,
+    weights_a: Any,
+    weights_b: Any,
+    labels_a: dict[str, Any],
+    labels_b: dict[str, Any],
+    *,
+    match: Any,
+    metrics: Any = ("svcca", "cka", "rsa"),
+    min_features: int = 5,
+    n_permutations: int = 1000,
+    seed: int = 0,
+    metric_options: dict[str, dict[str, Any]] | None = None,
+    progress: bool = False,
+) -> list[SubspaceResult]:
+    """Per concept: re-match the concept's features of both sides among themselves, then score the pairs.
+
+    For a concept with features ``fa`` (side a) and ``fb`` (side b), ``match(acts_a[:, fa], acts_b[:, fb])``
+    pairs them (activation correlation over the same token rows, with whatever options ``match`` carries); its
+    pairs, mapped back to the full indices, give ``X = W_a[index_a]``, ``Y = W_b[index_b]``, and each metric is
+    scored against the permutation null that re-pairs the rows of Y among the concept's own pairs
+    (:func:`~featgeom_tda.analyses.geometry.permutation_test`), so the null answers "is the pairing inside the
+    concept better than chance", not "does the concept differ from the rest of the dictionary".
+
+    Args:
+        acts_a, acts_b: FeatureActivations (or arrays) of the two dictionaries over the same token rows.
+        weights_a, weights_b: (n_features, d) directions of the same dictionaries (e.g. SAE decoder rows).
+        labels_a, labels_b: concept -> feature indices selected on each side (e.g. by keyword).
+        match: callable ``(acts_a_subset, acts_b_subset) -> FeatureMatching`` (e.g. ``functools.partial`` of
+            :func:`featgeom_tda.analyses.matching.match_features` with the run's options); its indices refer
+            to the subset columns.
+        metrics, min_features, n_permutations, seed, metric_options: as :func:`compare_concept_subspaces`;
+            ``min_features`` bounds both the features per side and the re-matched pairs. A saturated SVCCA
+            (too few pairs for its components) is a metric error, never a score.
+    Returns:
+        One :class:`SubspaceResult` (``pairing="rematched"``) per concept, in the order of
+        :func:`compare_concept_subspaces`.
+    """
+    Wa = as_weights(weights_a, "weights_a").weights
+    Wb = as_weights(weights_b, "weights_b").weights
+    xa, xb = _check_rematch_inputs(acts_a, Wa, "a"), _check_rematch_inputs(acts_b, Wb, "b")
+    if xa.n_tokens != xb.n_tokens:
+        raise ValueError(
+            f"acts_a has {xa.n_tokens} rows but acts_b has {xb.n_tokens}; re-matching needs the same token rows"
+        )
+    if not callable(match):
+        raise ValueError(f"match must be a callable (acts_a, acts_b) -> FeatureMatching; got {type(match).__name__}")
+    la = _check_labels(labels_a, "labels_a", Wa.shape[0])
+    lb = _check_labels(labels_b, "labels_b", Wb.shape[0])
+    names, options = _check_metrics(metrics, metric_options)
+    min_features = check_positive_int(min_features, "min_features", minimum=2)
+    n_permutations = check_positive_int(n_permutations, "n_permutations")
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
+        raise ValueError(f"seed must be a non-negative integer; got {seed!r}")
+    concepts = list(la) + [c for c in lb if c not in la]
+    n_nulls = len(concepts) * len(names)
+    _check_null_memory(n_permutations, "n_permutations", copies=n_nulls,
+                       what=f"{n_nulls} nulls ({len(concepts)} concepts)")
+    run_options = {"metrics": list(names), "min_features": min_features, "n_permutations": n_permutations,
+                   "seed": int(seed), "metric_options": options, "null": "permutation within the concept's pairs"}
+    results = []
+    for concept in concepts:
+        fa = la.get(concept, np.zeros(0, dtype=np.int64))
+        fb = lb.get(concept, np.zeros(0, dtype=np.int64))
+        result = SubspaceResult(
+            concept=concept, pairing="rematched", n_features_a=int(fa.size), n_features_b=int(fb.size), n_pairs=0,
+            null_kind="permutation", seed=_concept_seed(int(seed), concept), options=run_options,
+        )
+        results.append(result)
+        small = [f"side {side} has {f.size}" for side, f in (("a", fa), ("b", fb)) if f.size < min_features]
+        if small:
+            result.skipped = f"too few features selected for {concept!r} ({', '.join(small)}); min_features={min_features}"
+            continue
+        m = match(xa.select_features(fa), xb.select_features(fb))
+        if not isinstance(m, FeatureMatching):
+            raise ValueError(f"match must return a FeatureMatching; got {type(m).__name__}")
+        if m.index_a.size and (m.index_a.max() >= fa.size or m.index_b.max() >= fb.size):
+            raise ValueError(
+                f"match returned indices outside the {fa.size} x {fb.size} features of concept {concept!r}; "
+                "they must refer to the subset columns"
+            )
+        ia, ib = fa[m.index_a], fb[m.index_b]
+        result.n_pairs = int(ia.size)
+        if ia.size:
+            result.mean_correlation = float(np.mean(np.asarray(m.correlation, dtype=np.float64)))
+        if ia.size < min_features:
+            result.skipped = (
+                f"re-matching the {fa.size} x {fb.size} features of {concept!r} gave {ia.size} pairs; "
+                f"min_features={min_features}"
+            )
+            continue
+        _score_pairs(result, Wa[ia], Wb[ib], names, options, n_permutations, progress)
+    return results
