@@ -69,7 +69,7 @@ def run(tmp_path_factory, tiny_tokenizer, subword_tokenizer):
                      "controls": ["activations", "neurons"], "n_control_tokens": 400},
         "topology": {"n_landmarks": 40, "n_cubes": 4, "persistence": False},
         "interpretation": {"n_pairs": 3, "n_same_token_baseline": 10},
-        "steering": {"enabled": True},
+        "steering": {"enabled": True, "tasks": ["pronoun"], "alphas": [0.0, 4.0]},
         "cache_dir": str(tmp / "cache"), "output_dir": str(tmp / "out"), "batch_size": 8,
     })
     return recipe, run_recipe(recipe)
@@ -118,7 +118,6 @@ def test_matching_interpretation_and_report_read_units(run):
 
 def test_per_token_analyses_say_why_they_do_not_run_on_units(run):
     _, pipe = run
-    assert "tokenizers differ" in pipe.results("steering").skipped
     controls = pipe.results("geometry").controls
     neurons = [row for row in controls if row.kind.startswith("MLP neurons")]
     assert neurons and all("aligned units" in row.skipped for row in neurons)
@@ -140,3 +139,12 @@ def test_explorer_cards_read_units_and_each_models_own_unembedding(run):
     feats = _features(ctx, b, strings)
     promoted = {tok for f in feats for tok, _ in f["promoted"]}
     assert promoted and promoted <= pieces  # B's decoder directions are read through B's own vocabulary
+
+
+def test_steering_gives_each_model_the_task_in_its_own_tokens(run):
+    recipe, pipe = run
+    steering = pipe.results("steering")
+    assert steering.skipped is None, steering.skipped
+    for task in steering.tasks:
+        assert task.rows and all(0 <= r.success_rate_b <= 1 for r in task.rows)
+    assert steering.tasks or any("not run" in note for note in steering.notes)

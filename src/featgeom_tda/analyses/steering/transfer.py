@@ -48,6 +48,7 @@ def transfer_comparison(
     alpha_units: str = "absolute",
     control_seed: int | None = None,
     unrelated_tokens: Any = None,
+    unrelated_tokens_b: Any = None,
 ) -> list[dict[str, Any]]:
     """Steer A with ``feature_a`` and B with its partner ``partner_b`` at the same alphas; rows side by side.
 
@@ -55,11 +56,13 @@ def transfer_comparison(
     activation norm at its hook on the task prompts (models of different scales get comparable pushes).
     ``control_seed``: also steer B with a random other feature of B (chosen with this seed), a baseline
     for how often any push of that size reaches the desired token. ``task_b``: B's version of the task
-    when the models' tokenizers differ (default: ``task``).
+    when the models' tokenizers differ (default: ``task``), with ``unrelated_tokens_b`` the unrelated prompts
+    in B's tokens (default: ``unrelated_tokens``).
     """
     if alpha_units not in ("absolute", "norm"):
         raise ValueError(f"alpha_units must be 'absolute' or 'norm'; got {alpha_units!r}")
     task_b = task if task_b is None else task_b
+    unrelated_b = unrelated_tokens if unrelated_tokens_b is None else unrelated_tokens_b
     alphas = [float(a) for a in np.atleast_1d(np.asarray(alphas, dtype=np.float64))]
     scale_a = scale_b = 1.0
     if alpha_units == "norm":
@@ -70,7 +73,7 @@ def transfer_comparison(
     rows_a = alpha_sweep(model_a, task, dir_a, [a * scale_a for a in alphas], hook_name=hook_a,
                          positions=positions, unrelated_tokens=unrelated_tokens)
     rows_b = alpha_sweep(model_b, task_b, dir_b, [a * scale_b for a in alphas], hook_name=hook_b,
-                         positions=positions, unrelated_tokens=unrelated_tokens)
+                         positions=positions, unrelated_tokens=unrelated_b)
     rows_c = None
     control = None
     if control_seed is not None:
@@ -92,6 +95,7 @@ def transfer_comparison(
         }
         if unrelated_tokens is not None:
             row["kl_a"] = rows_a[i]["kl_unrelated"]
+        if unrelated_b is not None:
             row["kl_b"] = rows_b[i]["kl_unrelated"]
         if rows_c is not None:
             row["control_b"] = control

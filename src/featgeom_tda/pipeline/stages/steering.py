@@ -17,21 +17,28 @@ def run(ctx: RunContext) -> SteeringResult:
     spec = ctx.recipe.steering
     if not spec.enabled:
         return SteeringResult(skipped="steering is switched off in the recipe")
-    if ctx.rows_are_units():
-        return SteeringResult(skipped="the models' tokenizers differ: a task's prompts are tokenized for model A, "
-                                      "so steering B with them would not measure a transfer")
     from featgeom_tda.analyses.matching import top_correlations
 
     a, b = main_pair(ctx.recipe)
     acts = ctx.activations()
     # B's partner of an A feature: its most correlated B feature over the compared tokens (many-to-one)
     partners = top_correlations(acts[a.key], acts[b.key], k=1)
-    tok = ctx.sources.tokenizer
-    unrelated = [tok.encode(t)[: spec.unrelated_prompt_tokens] for t in ctx.sources.texts[: spec.n_unrelated_prompts]]
+    unrelated = {layer.model: _unrelated_prompts(ctx, layer.model) for layer in (a, b)}
     result = SteeringResult()
     for name in spec.tasks:
         _run_task(ctx, name, a, b, partners, unrelated, result)
     return result
+
+
+def _tokenizer(ctx: RunContext, model: str) -> Any:
+    """The model's own tokenizer (the two differ when the rows are aligned units)."""
+    return ctx.sources.tokenizers.get(model, ctx.sources.tokenizer)
+
+
+def _unrelated_prompts(ctx: RunContext, model: str) -> list:
+    spec = ctx.recipe.steering
+    tok = _tokenizer(ctx, model)
+    return [tok.encode(t)[: spec.unrelated_prompt_tokens] for t in ctx.sources.texts[: spec.n_unrelated_prompts]]
 
 
 def make_task(name: str, tokenizer: Any, spec: SteeringSpec) -> Any:
@@ -45,16 +52,26 @@ def make_task(name: str, tokenizer: Any, spec: SteeringSpec) -> Any:
     return number_task(tokenizer, spec.number)
 
 
-def _run_task(ctx: RunContext, name: str, a: Layer, b: Layer, partners: Any, unrelated: list, result: SteeringResult) -> None:
+def _run_task(ctx: RunContext, name: str, a: Layer, b: Layer, partners: Any, unrelated: dict, result: SteeringResult) -> None:
     from featgeom_tda.analyses.steering import mean_activation_norm, restrict_to_baseline, transfer_comparison
 
     spec, src = ctx.recipe.steering, ctx.sources
     model_a, sae_a = src.models[a.model], src.saes[a.key]
-    task = make_task(name, src.tokenizer, spec)
+    try:
+        task = make_task(name, _tokenizer(ctx, a.model), spec)
+        task_b = make_task(name, _tokenizer(ctx, b.model), spec) if ctx.rows_are_units() else None
+    except ValueError as exc:  # e.g. a task word that is not one token of a model's tokenizer
+        result.notes.append(f"{name}: not run: {exc}")
+        return
     try:  # keep the prompts where model A predicts the baseline token, so success means a change
         task = restrict_to_baseline(model_a, task)
     except ValueError as exc:
         result.notes.append(f"{name}: {exc}; all prompts kept")
+    if task_b is not None:  # the tokenizers differ: B reads the same prompts in its own tokens
+        try:
+            task_b = restrict_to_baseline(src.models[b.model], task_b)
+        except ValueError as exc:
+            result.notes.append(f"{name} (model B): {exc}; all prompts kept")
     norm_a = mean_activation_norm(model_a, a.hook, task.prompt_tokens)
     live = ~partners.dead_a & (partners.indices[:, 0] >= 0)
     feature = best_live_feature(model_a, a.hook, sae_a, task, live=live, alpha=float(max(spec.alphas)) * norm_a,
@@ -65,7 +82,8 @@ def _run_task(ctx: RunContext, name: str, a: Layer, b: Layer, partners: Any, unr
         return
     rows = transfer_comparison(
         model_a, sae_a, a.hook, src.models[b.model], src.saes[b.key], b.hook, feature, partner, task, spec.alphas,
-        alpha_units="norm", control_seed=ctx.recipe.seed, unrelated_tokens=unrelated,
+        alpha_units="norm", control_seed=ctx.recipe.seed, unrelated_tokens=unrelated[a.model], task_b=task_b,
+        unrelated_tokens_b=unrelated[b.model],
     )
     _task_figures(ctx, name, task, a, feature, rows, float(spec.alphas[-1]) * norm_a, result)
     result.tasks.append(SteeringTaskResult(
