@@ -158,7 +158,9 @@ def controls_section(geo: GeometryResult) -> Section:
         intro="Per layer pair: the grid's decoder-space scores of matched SAE features; the matched features compared "
               "through their token activations (rows = compared tokens; null: B's token rows shuffled); and the "
               "models' raw MLP neurons matched one-to-one by activation correlation and compared through their W_out "
-              "rows with the same metrics and nulls.",
+              "rows with the same metrics and nulls. The randomised control of B (main pair): model B with its weights "
+              "re-initialised, its own SAE at the same hook, matched against A's SAE and scored like the real pair; "
+              "similarity that is real falls to the null there.",
         tables=[Table("Scores beside their nulls", ["layer A", "layer B", "units", "pairs", "mean correlation",
                                                      *[_label(m) for m in metrics]], rows, csv_name="controls.csv")],
     )
@@ -199,6 +201,8 @@ def pairs_section(interp: InterpretationResult) -> Section:
 
 
 def subspaces_section(geo: GeometryResult) -> Section:
+    if geo.keyword_subspaces:
+        return _subspaces_side_by_side(geo)
     rows = []
     for s in geo.subspaces:
         sizes = [s["concept"], s["n_features_a"], s["n_features_b"], s["n_pairs"]]
@@ -218,6 +222,58 @@ def subspaces_section(geo: GeometryResult) -> Section:
         how_to_read="a concept whose score beats its within-concept null is organised alike in both models.",
         intro="Features labelled with a concept group (their top-activating token is in the group) in each model, compared per concept.",
         tables=[Table("Concept subspaces", columns, rows, csv_name="subspaces.csv")],
+    )
+
+
+def _variant_cell(s: dict | None, metric: str) -> Any:
+    """One variant's result for one metric: its score beside its null, or why there is none."""
+    if s is None:
+        return "not computed"
+    if s["skipped"]:
+        return "skipped: " + str(s["skipped"])
+    if metric in s["scores"]:
+        return ScoreCell(s["scores"][metric], s["null_means"].get(metric), s["null_stds"].get(metric),
+                         s["p_values"].get(metric))
+    return f"not computed ({s.get('metric_errors', {}).get(metric, 'no score')})"
+
+
+def _components(s: dict | None) -> str:
+    d = (s or {}).get("details", {}).get("svcca")
+    return f"k_a={d['n_components_x']}, k_b={d['n_components_y']} of n={d['n_rows']}" if d else "-"
+
+
+def _subspaces_side_by_side(geo: GeometryResult) -> Section:
+    restricted = {s["concept"]: s for s in geo.subspaces}
+    rematched = {s["concept"]: s for s in geo.keyword_subspaces}
+    rows = []
+    for concept in list(restricted) + [c for c in rematched if c not in restricted]:
+        r, k = restricted.get(concept), rematched.get(concept)
+        metrics = list(dict.fromkeys(m for s in (r, k) if s for m in (*s["scores"], *s.get("metric_errors", {}))))
+        sizes = [concept,
+                 f"{r['n_features_a']} / {r['n_features_b']} / {r['n_pairs']}" if r else "-",
+                 f"{k['n_features_a']} / {k['n_features_b']} / {k['n_pairs']}" if k else "-",
+                 None if k is None else k.get("mean_correlation")]
+        for metric in metrics or ["-"]:
+            label = _label(metric) if metric != "svcca" else f"{_label(metric)} ({_components(r)} | {_components(k)})"
+            rows.append(sizes + [label if metrics else "-", _variant_cell(r, metric), _variant_cell(k, metric)])
+    columns = ["concept", "restricted: features A / B / pairs", "re-matched: features A / B / pairs",
+               "re-matched mean correlation", "metric", "global matching, pairs labelled on both sides",
+               "keyword selection, re-matched in the concept"]
+    return Section(
+        "subspaces",
+        "Semantic subspaces",
+        how_to_read="a concept whose score beats its within-concept null (small p) is organised alike in both models; "
+                    "compare the two variants column by column.",
+        intro="Two ways to build a concept's subspace in each model of the main pair, side by side. Restricted: the "
+              "pairs of the global matching whose features both carry the concept label (their top-activating token "
+              "is in the concept's word group). Re-matched, as the original experiments built it: each model's "
+              "features whose top activations mostly fall on the concept's keywords, matched again among themselves "
+              "with the run's matching options. Both are scored on the pairs' decoder rows against the within-concept "
+              "null (random pairings among the concept's own pairs); p = (1 + #null >= score) / (1 + permutations).",
+        tables=[Table("Concept subspaces: global matching restricted vs keyword selection re-matched", columns, rows,
+                      csv_name="subspaces.csv")],
+        notes=["SVCCA needs well more pairs than components: with k_a + k_b > n - 1 canonical correlations are 1 for any "
+               "pairing, so a concept with too few pairs shows 'not computed' instead of a saturated score."],
     )
 
 
