@@ -245,6 +245,7 @@ class ControlRow(StageResult):
     mean_correlation: float | None = None
     metrics: dict[str, MetricScore] = field(default_factory=dict)
     skipped: str | None = None
+    details: dict[str, Any] = field(default_factory=dict)  # e.g. the random-model control's SAE and its training
 
 
 @dataclass
@@ -254,6 +255,8 @@ class GeometryResult(StageResult):
     subspaces: list[dict[str, Any]]  # SubspaceResult.to_dict() per concept
     spectra: SpectraResult
     controls: list[ControlRow] = field(default_factory=list)
+    # the main pair's concepts selected by keyword per side and re-matched inside the concept
+    keyword_subspaces: list[dict[str, Any]] = field(default_factory=list)  # SubspaceResult.to_dict() per concept
 
 
 # -------------------------------------------------------------------------------------------- topology

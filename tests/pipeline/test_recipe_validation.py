@@ -38,6 +38,8 @@ BROKEN = [
     (("geometry", "n_subset_draws"), -3, r"geometry\.n_subset_draws must be >= 1, got -3"),
     (("geometry", "knn_k"), 0, r"geometry\.knn_k must be >= 1, got 0"),
     (("geometry", "min_concept_features"), 1, r"geometry\.min_concept_features must be >= 2, got 1"),
+    (("geometry", "random_model_training_tokens"), 0,
+     r"geometry\.random_model_training_tokens must be >= 1 or null, got 0"),
     (("topology", "n_cubes"), 0, r"topology\.n_cubes must be >= 1, got 0"),
     (("topology", "overlap"), 0, r"topology\.overlap must be in \(0, 1\), got 0\.0"),
     (("topology", "overlap"), 1.0, r"topology\.overlap must be in \(0, 1\), got 1\.0"),

@@ -204,10 +204,12 @@ class GeometrySpec:
     min_concept_features: int = 5
     subspace_metrics: list[Literal["svcca", "cka", "rsa"]] = field(default_factory=lambda: ["svcca", "cka", "rsa"])
     # controls per layer pair: raw MLP neurons matched and compared the same way; matched features' token
-    # activations; the raw residual streams' token activations (every dimension)
-    controls: list[Literal["neurons", "activations", "residual"]] = field(
+    # activations; the raw residual streams' token activations (every dimension); "random_model" (main pair
+    # only): model B re-initialised with its own SAE, matched and scored like the grid
+    controls: list[Literal["neurons", "activations", "residual", "random_model"]] = field(
         default_factory=lambda: ["neurons", "activations", "residual"])
     n_control_tokens: int = 2000
+    random_model_training_tokens: int | None = None  # caps the random-model SAE's budget (None: B's SAE spec's)
 
     def __post_init__(self) -> None:
         if not self.metrics:
@@ -217,6 +219,8 @@ class GeometrySpec:
         _check_at_least("geometry", self, 1, "n_permutations", "n_subset_draws", "knn_k")
         _check_range("geometry", "min_concept_features", self.min_concept_features, lo=2)
         _check_range("geometry", "n_control_tokens", self.n_control_tokens, lo=10)
+        _check_range("geometry", "random_model_training_tokens", self.random_model_training_tokens, lo=1,
+                     allow_none=True)
 
 
 @dataclass

@@ -9,18 +9,29 @@ For every layer pair, beside the decoder-space scores of the grid:
   ``blocks.L.mlp.hook_post``, output directions ``W_out[L]``) of each hook's block, with the same nulls, so the
   report shows how much the SAE basis adds over the neuron basis.
 
-Token rows are the first compared rows, at most ``geometry.n_control_tokens``.
+- ``random_model`` (main layer pair only): model B re-initialised (same architecture, weights re-drawn from the
+  recipe seed, :func:`~featgeom_tda.sources.control.reinitialised_copy`), its own SAE trained at B's hook with B's
+  SAE spec on the SAE-training rows of model B (``geometry.random_model_training_tokens`` caps its training
+  budget), encoded on all compared rows, matched against A's SAE with the recipe's matching options and scored
+  like the grid (same metrics, permutation nulls and subset baselines). Similarity that survives in this row
+  comes from architecture, tokens and positions, not from training. Its SAE is cached under
+  ``cache_dir/saes``.
+
+Token rows of the other controls are the first compared rows, at most ``geometry.n_control_tokens``.
 """
 
 from __future__ import annotations
 
+import json
 import re
+import time
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from featgeom_tda.pipeline.context import RunContext
-from featgeom_tda.pipeline.layers import Layer, layer_pairs, pair_key
+from featgeom_tda.pipeline.layers import Layer, layer_pairs, main_pair, pair_key
 from featgeom_tda.results import ControlRow, MetricScore
 
 __all__ = ["controls"]
@@ -29,7 +40,9 @@ ACTIVATION_METRICS = ("cka", "rsa", "svcca")
 MIN_PAIRS = 10
 
 
-def controls(ctx: RunContext, metric_options: Any) -> list[ControlRow]:
+def controls(ctx: RunContext, metric_options: Any, decoder_scores: Any = None) -> list[ControlRow]:
+    """The recipe's control rows; ``decoder_scores(ctx, wa, wb, matching)`` scores matched decoder rows as the
+    grid does (needed by ``random_model``)."""
     spec = ctx.recipe.geometry
     rows: list[ControlRow] = []
     if not spec.controls:
@@ -45,6 +58,8 @@ def controls(ctx: RunContext, metric_options: Any) -> list[ControlRow]:
             rows.append(_residual_row(ctx, a, b, raw, metric_options))
         if "neurons" in spec.controls:
             rows.extend(_neuron_rows(ctx, a, b, raw, metric_options))
+        if "random_model" in spec.controls and (a, b) == main_pair(ctx.recipe):
+            rows.append(_random_model_row(ctx, a, b, decoder_scores))
     return rows
 
 
@@ -141,3 +156,97 @@ def _neuron_rows(ctx: RunContext, a: Layer, b: Layer, raw: _RawUnitsPerLayer, me
               for metric in ctx.recipe.geometry.metrics}
     return [ControlRow(a=a.key, b=b.key, kind=kind, n_pairs=len(m), n_rows=int(units_a.activations.shape[0]),
                        mean_correlation=float(np.mean(m.correlation)), metrics=scores)]
+
+
+def random_model_kind(b: Layer) -> str:
+    return f"randomised control of B: {b.model} re-initialised, its own SAE at {b.hook}, decoder rows"
+
+
+def _sae_spec_of(ctx: RunContext, layer: Layer) -> Any:
+    model = next(m for m in ctx.recipe.models if m.name == layer.model)
+    return next(x.sae for x in model.layers if x.hook == layer.hook)
+
+
+def _random_model_row(ctx: RunContext, a: Layer, b: Layer, decoder_scores: Any) -> ControlRow:
+    """Model B with re-initialised weights and its own SAE, matched against A's SAE and scored like the grid."""
+    from featgeom_tda.core.types import FeatureActivations, Provenance
+    from featgeom_tda.extraction.encoding import encode_batch
+    from featgeom_tda.pipeline.stages.matching import match_options
+    from featgeom_tda.sources.control import reinitialised_copy
+    from featgeom_tda.sources.saes import collect_activations_at
+    from featgeom_tda.sources.weights import decoder_weights
+
+    kind, recipe = random_model_kind(b), ctx.recipe
+    if ctx.rows_are_units():
+        return ControlRow(a=a.key, b=b.key, kind=kind, n_pairs=0,
+                          skipped="the rows are aligned units of two tokenizers; the control's SAE reads B's tokens")
+    try:
+        control = reinitialised_copy(ctx.sources.models[b.model], seed=recipe.seed)
+    except ValueError as exc:
+        return ControlRow(a=a.key, b=b.key, kind=kind, n_pairs=0, skipped=f"model B cannot be re-initialised: {exc}")
+    sae, details = _control_sae(ctx, b, control)
+    dataset, acts = ctx.dataset(), ctx.activations()
+    x = collect_activations_at(control, dataset.tokens, [b.hook], batch_size=recipe.batch_size,
+                               mask=dataset.row_mask())[b.hook]
+    real = acts[b.key]
+    if x.shape[0] != real.n_tokens:
+        raise RuntimeError(f"{b.key} control: {x.shape[0]} hook rows but the extraction store has {real.n_tokens}")
+    ctrl = FeatureActivations(
+        encode_batch(sae, x[None]), token_ids=real.token_ids, doc_index=real.doc_index, position=real.position,
+        provenance=Provenance(model=control.cfg.model_name, hook_name=b.hook, sae_id="random-model control",
+                              dataset=real.provenance.dataset, seed=recipe.seed),
+    )
+    m = ctx.engine.match_features(acts[a.key], ctrl, **match_options(ctx))
+    details["control_model"] = control.cfg.model_name
+    if len(m) < MIN_PAIRS:
+        return ControlRow(a=a.key, b=b.key, kind=kind, n_pairs=len(m), n_rows=real.n_tokens,
+                          skipped=f"fewer than {MIN_PAIRS} matched pairs", details=details)
+    scores = decoder_scores(ctx, ctx.decoder_rows(a), decoder_weights(sae).weights, m)
+    return ControlRow(a=a.key, b=b.key, kind=kind, n_pairs=len(m), n_rows=real.n_tokens,
+                      mean_correlation=float(np.mean(m.correlation)), metrics=scores, details=details)
+
+
+def _control_sae(ctx: RunContext, b: Layer, control: Any) -> tuple[Any, dict[str, Any]]:
+    """The control's SAE at B's hook: from the cache, else trained on the control's activations over model B's
+    SAE-training rows (B's SAE spec; a pretrained or disk SAE of B gives a TopK SAE of its width)."""
+    from featgeom_tda.core._cache import fingerprint, text_digest
+    from featgeom_tda.pipeline.sources import source_options
+    from featgeom_tda.sources import saes as sae_mod
+
+    recipe, sources = ctx.recipe, ctx.sources
+    sspec = _sae_spec_of(ctx, b)
+    d_model = int(control.cfg.d_model)
+    if sspec.kind == "train":
+        width, architecture, k, l1 = d_model * sspec.width_multiple, sspec.architecture, sspec.k, sspec.l1_coefficient
+    else:
+        width, architecture, k, l1 = int(sources.saes[b.key].cfg.d_sae), "topk", sspec.k, sspec.l1_coefficient
+    tokens = sources.model_tokens.get(b.model, sources.tokens).train
+    budget = sspec.training_tokens
+    cap = recipe.geometry.random_model_training_tokens
+    if cap is not None:
+        budget = min(budget, cap)
+    cfg = control.cfg
+    key = {"control": "reinitialised_copy", "model": b.model, "hook": b.hook, "seed": recipe.seed,
+           "architecture": {n: getattr(cfg, n, None) for n in ("n_layers", "d_model", "d_mlp", "n_heads", "d_vocab",
+                                                               "n_ctx", "act_fn", "normalization_type")},
+           "sae": {"width": width, "architecture": architecture, "k": k, "l1_coefficient": l1,
+                   "training_tokens": budget},
+           "rows": tokens.fingerprint, "texts": text_digest(sources.texts), "sources": source_options(recipe)}
+    directory = Path(recipe.cache_dir) / "saes" / f"{b.model}-reinit__{b.hook}__{fingerprint(key, length=12)}"
+    report_path = directory / "featgeom_report.json"
+    if report_path.exists():
+        return sae_mod.load_sae(directory, device=recipe.device), {**json.loads(report_path.read_text()), "cached": True}
+    start = time.perf_counter()
+    acts = sae_mod.collect_activations_at(control, tokens.tokens, [b.hook], mask=tokens.row_mask(keep_bos=False),
+                                          batch_size=recipe.batch_size)[b.hook]
+    sae = sae_mod.train_sae(
+        acts, width=width, architecture=architecture, k=k, l1_coefficient=l1, hook_name=b.hook,
+        model_name=cfg.model_name, model=control, training_tokens=budget, seed=recipe.seed, device=recipe.device,
+        progress=False,
+    )
+    report = {"architecture": architecture, "width": int(sae.cfg.d_sae), "k": k if architecture == "topk" else None,
+              "training_tokens": budget, "training_rows": int(acts.shape[0]), **sae_mod.sae_metrics(sae, acts),
+              "seconds": round(time.perf_counter() - start, 2)}
+    sae_mod.save_sae(sae, directory)
+    report_path.write_text(json.dumps(report))
+    return sae, {**report, "cached": False}

@@ -22,7 +22,7 @@ def run(ctx: RunContext) -> GeometryResult:
 
     return GeometryResult(
         grid=grid, heatmaps=_heatmaps(ctx, grid, out), subspaces=_concept_subspaces(ctx), spectra=_spectra(ctx, out),
-        controls=controls(ctx, metric_options),
+        controls=controls(ctx, metric_options, decoder_scores), keyword_subspaces=_keyword_subspaces(ctx),
     )
 
 
@@ -38,14 +38,12 @@ def metric_options(metric: str, spec: GeometrySpec) -> dict[str, Any]:
     return {}
 
 
-def _pair_geometry(ctx: RunContext, a: Layer, b: Layer) -> PairGeometry:
-    from featgeom_tda.analyses.geometry import random_subset_baseline, svcca_result
+def decoder_scores(ctx: RunContext, wa: np.ndarray, wb: np.ndarray, m: Any) -> dict[str, MetricScore]:
+    """Each recipe metric of the matched decoder rows ``wa[m.index_a]``, ``wb[m.index_b]`` with its random-pairing
+    permutation null and the random-subset baseline (the grid's scores; the random-model control reuses them)."""
+    from featgeom_tda.analyses.geometry import random_subset_baseline
 
     spec, seed = ctx.recipe.geometry, ctx.recipe.seed
-    m = ctx.matchings()[pair_key(a, b)]
-    if len(m) < MIN_PAIRS:
-        return PairGeometry(a=a.key, b=b.key, n_pairs=len(m), skipped=f"fewer than {MIN_PAIRS} matched pairs")
-    wa, wb = ctx.decoder_rows(a), ctx.decoder_rows(b)
     X, Y = wa[m.index_a], wb[m.index_b]
     scores = {}
     for metric in spec.metrics:
@@ -56,6 +54,19 @@ def _pair_geometry(ctx: RunContext, a: Layer, b: Layer) -> PairGeometry:
             score=res.score, null_mean=res.null_mean, null_std=res.null_std, p_value=res.p_value,
             subset_mean=float(np.mean(sub.scores)), subset_std=float(np.std(sub.scores)),
         )
+    return scores
+
+
+def _pair_geometry(ctx: RunContext, a: Layer, b: Layer) -> PairGeometry:
+    from featgeom_tda.analyses.geometry import svcca_result
+
+    spec = ctx.recipe.geometry
+    m = ctx.matchings()[pair_key(a, b)]
+    if len(m) < MIN_PAIRS:
+        return PairGeometry(a=a.key, b=b.key, n_pairs=len(m), skipped=f"fewer than {MIN_PAIRS} matched pairs")
+    wa, wb = ctx.decoder_rows(a), ctx.decoder_rows(b)
+    X, Y = wa[m.index_a], wb[m.index_b]
+    scores = decoder_scores(ctx, wa, wb, m)
     full = svcca_result(X, Y, variance=spec.svcca_variance)
     return PairGeometry(
         a=a.key, b=b.key, n_pairs=len(m), metrics=scores,
@@ -104,6 +115,40 @@ def _concept_subspaces(ctx: RunContext) -> list[dict[str, Any]]:
         metrics=metrics, min_features=spec.min_concept_features, n_permutations=spec.n_permutations,
         seed=ctx.recipe.seed, matching=ctx.matchings()[pair_key(a, b)],
         # the same metric definitions as the grid (one RSA per run: the cosine RDM)
+        metric_options={m: metric_options(m, spec) for m in metrics},
+    )
+    return [r.to_dict() for r in results]
+
+
+KEYWORD_TOP_K = 5  # a feature's top activations read for its keyword concept
+KEYWORD_MIN_FRACTION = 0.5  # at least this fraction of them in the concept's word group
+
+
+def _keyword_subspaces(ctx: RunContext) -> list[dict[str, Any]]:
+    """The subspaces as the original experiments built them: each side's concept features selected by keyword
+    (the concept with most of a feature's top activations, :func:`feature_concepts`), re-matched inside the
+    concept with the recipe's matching options, scored against the within-concept permutation null."""
+    from functools import partial
+
+    from featgeom_tda.analyses.geometry import compare_rematched_subspaces
+    from featgeom_tda.analyses.interpret import feature_concepts
+    from featgeom_tda.pipeline.stages.matching import match_options
+    from featgeom_tda.sources.concepts import load_concept_groups
+
+    acts, spec = ctx.activations(), ctx.recipe.geometry
+    a, b = main_pair(ctx.recipe)
+    groups = load_concept_groups()
+
+    def selected(layer: Layer) -> dict[str, np.ndarray]:
+        labels = feature_concepts(acts[layer.key], ctx.token_strings(), groups, k=KEYWORD_TOP_K,
+                                  min_fraction=KEYWORD_MIN_FRACTION)
+        return {concept: np.flatnonzero(labels == concept) for concept in groups}
+
+    metrics = tuple(m for m in spec.subspace_metrics if m in spec.metrics) or (spec.subspace_metrics[0],)
+    results = compare_rematched_subspaces(
+        acts[a.key], acts[b.key], ctx.decoder_rows(a), ctx.decoder_rows(b), selected(a), selected(b),
+        match=partial(ctx.engine.match_features, **match_options(ctx)), metrics=metrics,
+        min_features=spec.min_concept_features, n_permutations=spec.n_permutations, seed=ctx.recipe.seed,
         metric_options={m: metric_options(m, spec) for m in metrics},
     )
     return [r.to_dict() for r in results]

@@ -9,18 +9,22 @@ from featgeom_tda.pipeline.layers import layer_pairs, main_pair, pair_key
 from featgeom_tda.results import MatchingResult, PairMatching
 
 
+def match_options(ctx: RunContext) -> dict:
+    """The recipe's matching options as keyword arguments of ``match_features`` (every matching of a run uses them)."""
+    spec = ctx.recipe.matching
+    return dict(mode=spec.mode, threshold=spec.threshold, top_k=spec.top_k,
+                exclude_tokens="punctuation" if spec.exclude_punctuation else None, token_strings=ctx.token_strings(),
+                require_same_token=spec.require_same_token)
+
+
 def run(ctx: RunContext) -> MatchingResult:
     from featgeom_tda.viz.matching import plot_correlation_histogram
 
-    acts, spec = ctx.activations(), ctx.recipe.matching
+    acts = ctx.activations()
     out = ctx.stage_dir("matching")
     pairs, matchings = {}, {}
     for a, b in layer_pairs(ctx.recipe):
-        m = ctx.engine.match_features(
-            acts[a.key], acts[b.key], mode=spec.mode, threshold=spec.threshold, top_k=spec.top_k,
-            exclude_tokens="punctuation" if spec.exclude_punctuation else None, token_strings=ctx.token_strings(),
-            require_same_token=spec.require_same_token,
-        )
+        m = ctx.engine.match_features(acts[a.key], acts[b.key], **match_options(ctx))
         key = pair_key(a, b)
         m.save(out / key)
         matchings[key] = m
