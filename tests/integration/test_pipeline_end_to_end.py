@@ -26,6 +26,9 @@ def small_run(tmp_path_factory):
     data["geometry"]["n_subset_draws"] = 5
     data["topology"]["n_landmarks"] = 60
     data["matching"]["threshold"] = 0.1
+    # the randomised control of B (off in the embedded default: it trains one more SAE), on a small budget
+    data["geometry"]["controls"] = ["neurons", "activations", "residual", "random_model"]
+    data["geometry"]["random_model_training_tokens"] = 50_000
     # the small embedded default's SAEs are TopK k=4: model A asks for that one, model B for k=16 (so it is trained)
     data["models"][0]["layers"][0]["sae"]["k"] = 4
     recipe = recipe_from_dict(data)
@@ -56,8 +59,18 @@ def test_every_stage_ran_and_report_written(small_run):
     # controls: per layer pair, the matched features' token activations, the raw MLP neurons and the raw
     # residual streams, with nulls
     controls = results["stages"]["geometry"]["controls"]
+    random = [c for c in controls if c["kind"].startswith("randomised control of B")]
+    assert len(random) == 1 and random[0]["b"] == main.split("--")[1]  # the main pair only
+    assert random[0]["details"]["control_model"] == "tiny-2L-reinit-seed0"
+    assert random[0]["details"]["training_tokens"] == 50_000 and random[0]["details"]["cached"] is False
+    assert set(random[0]["metrics"]) == set(recipe.geometry.metrics)
+    assert "randomised control of B" in html
+    controls = [c for c in controls if c not in random]
     assert sorted(c["kind"] for c in controls) == (["MLP neurons (W_out rows)"] * 2 + ["SAE features, token activations"] * 2
                                                    + ["raw residual stream, token activations (all dimensions)"] * 2)
+    keyword = results["stages"]["geometry"]["keyword_subspaces"]
+    assert keyword and all(s["pairing"] == "rematched" for s in keyword)
+    assert {s["concept"] for s in keyword} == {s["concept"] for s in results["stages"]["geometry"]["subspaces"]}
     residual = [c for c in controls if c["kind"].startswith("raw residual")]
     d_models = {m["d_model"] for m in results["stages"]["sources"]["models"].values()}
     assert all(c["n_pairs"] == min(d_models) and c["n_rows"] > 0 for c in residual)  # every residual dimension
