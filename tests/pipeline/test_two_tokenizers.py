@@ -90,6 +90,10 @@ def test_every_store_holds_the_same_units_with_unit_vocabulary_ids(run):
     ext = pipe.results("extraction")
     assert ext.alignment["n_kept"] == a.n_tokens and ext.alignment["mean_tokens_per_unit_b"] > 1.2
     assert ext.alignment["mean_tokens_per_unit_a"] == pytest.approx(1.0)
+    # each model runs as its own Hugging Face tokenizer has it: the BPE adds no BOS, so the unit holding its
+    # position 0 (the first of every chunk) is never a row, although TransformerLens's wrapper would add one
+    assert ext.alignment["n_dropped_position0"] == ext.n_docs
+    assert a.doc_index.size == ext.alignment["n_units"] - ext.n_docs
     # the units dataset lays the rows out: tokens[doc, position] is each row's unit id
     ds = ctx.dataset()
     assert np.array_equal(ds.tokens[a.doc_index, a.position], a.token_ids)

@@ -54,9 +54,12 @@ def model_adds_bos(model: Any) -> bool:
     return tok is not None and tokenizer_adds_bos(tok)
 
 
-def kept_units(alignment: TokenAlignment, model_a: Any, model_b: Any) -> np.ndarray:
+def kept_units(alignment: TokenAlignment, model_a: Any, model_b: Any,
+               prepend_bos: tuple[bool, bool] | None = None) -> np.ndarray:
     """Bool (n_units,): the units :func:`extract_aligned_activations` writes for these two models."""
-    return aligned_units(alignment, bos_a=model_adds_bos(model_a), bos_b=model_adds_bos(model_b))
+    if prepend_bos is None:
+        prepend_bos = (model_adds_bos(model_a), model_adds_bos(model_b))
+    return aligned_units(alignment, bos_a=bool(prepend_bos[0]), bos_b=bool(prepend_bos[1]))
 
 
 def unit_vocabulary(alignment: TokenAlignment) -> tuple[list[str], np.ndarray]:
@@ -143,6 +146,7 @@ def extract_aligned_activations(
     device: Any = "cpu",
     progress: bool = True,
     overwrite: bool = False,
+    prepend_bos: tuple[bool, bool] | None = None,
 ) -> dict[str, ActivationStore]:
     """Write one store per source under ``out_dir/<name>/``, every store holding the alignment's kept units.
 
@@ -156,6 +160,9 @@ def extract_aligned_activations(
             (unit-vocabulary ids, the unit's index among its document's kept units; see the module docstring).
         batch_size: documents per forward pass (and per shard).
         overwrite: replace stores made from other inputs; without it they are refused and nothing is deleted.
+        prepend_bos: whether models A and B run with their BOS first; default: each model's own tokenizer's
+            convention (``model.tokenizer``). Pass the Hugging Face tokenizers' convention when the model's
+            tokenizer wrapper adds a BOS its checkpoint does not use (TransformerLens does so for SmolLM2).
 
     Returns:
         name -> finished :class:`ActivationStore`.
@@ -184,7 +191,9 @@ def extract_aligned_activations(
     tokens = {}
     for side, srcs in sides.items():
         tok = getattr(srcs[0].model, "tokenizer", None)
-        bos[side] = model_adds_bos(srcs[0].model)
+        bos[side] = model_adds_bos(srcs[0].model) if prepend_bos is None else bool(prepend_bos["ab".index(side)])
+        if bos[side] and (tok is None or tok.bos_token_id is None):
+            raise ValueError(f"prepend_bos asks for a BOS on side {side.upper()}, but its model's tokenizer has none")
         tokens[side] = _side_tokens(alignment, side, tok.bos_token_id if bos[side] else None)
         longest = max((t.shape[0] for t in tokens[side]), default=0)
         n_ctx = int(srcs[0].model.cfg.n_ctx)
