@@ -159,6 +159,19 @@ def principal_angle_similarity(A: Any, B: Any) -> float:
     return float(principal_angle_cosines(A, B).mean())
 
 
+def _check_concept_options(labels_a: Any, labels_b: Any, n_a: int, n_b: int, metrics: Any, metric_options: Any,
+                           min_features: Any, n_permutations: Any, seed: Any) -> tuple:
+    """The checked labels, metric names and options, ``min_features`` and ``n_permutations`` of a concept comparison."""
+    la = _check_labels(labels_a, "labels_a", n_a)
+    lb = _check_labels(labels_b, "labels_b", n_b)
+    names, options = _check_metrics(metrics, metric_options)
+    min_features = check_positive_int(min_features, "min_features", minimum=2)
+    n_permutations = check_positive_int(n_permutations, "n_permutations")
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
+        raise ValueError(f"seed must be a non-negative integer; got {seed!r}")
+    return la, lb, names, options, min_features, n_permutations
+
+
 def _check_labels(labels: Any, name: str, n_features: int) -> dict[str, np.ndarray]:
     if not isinstance(labels, dict):
         raise ValueError(f"{name} must be a dict concept -> feature indices; got {type(labels).__name__}")
@@ -257,13 +270,8 @@ def compare_concept_subspaces(
     """
     Wa = as_weights(weights_a, "weights_a").weights
     Wb = as_weights(weights_b, "weights_b").weights
-    la = _check_labels(labels_a, "labels_a", Wa.shape[0])
-    lb = _check_labels(labels_b, "labels_b", Wb.shape[0])
-    names, options = _check_metrics(metrics, metric_options)
-    min_features = check_positive_int(min_features, "min_features", minimum=2)
-    n_permutations = check_positive_int(n_permutations, "n_permutations")
-    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
-        raise ValueError(f"seed must be a non-negative integer; got {seed!r}")
+    la, lb, names, options, min_features, n_permutations = _check_concept_options(
+        labels_a, labels_b, Wa.shape[0], Wb.shape[0], metrics, metric_options, min_features, n_permutations, seed)
     if matching is not None:
         if not isinstance(matching, FeatureMatching):
             raise ValueError(f"matching must be a FeatureMatching or None; got {type(matching).__name__}")
@@ -416,13 +424,8 @@ def compare_rematched_subspaces(
         )
     if not callable(match):
         raise ValueError(f"match must be a callable (acts_a, acts_b) -> FeatureMatching; got {type(match).__name__}")
-    la = _check_labels(labels_a, "labels_a", Wa.shape[0])
-    lb = _check_labels(labels_b, "labels_b", Wb.shape[0])
-    names, options = _check_metrics(metrics, metric_options)
-    min_features = check_positive_int(min_features, "min_features", minimum=2)
-    n_permutations = check_positive_int(n_permutations, "n_permutations")
-    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
-        raise ValueError(f"seed must be a non-negative integer; got {seed!r}")
+    la, lb, names, options, min_features, n_permutations = _check_concept_options(
+        labels_a, labels_b, Wa.shape[0], Wb.shape[0], metrics, metric_options, min_features, n_permutations, seed)
     concepts = list(la) + [c for c in lb if c not in la]
     n_nulls = len(concepts) * len(names)
     _check_null_memory(n_permutations, "n_permutations", copies=n_nulls,
