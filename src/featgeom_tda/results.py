@@ -24,6 +24,7 @@ __all__ = [
     "SourcesResult",
     "LayerActivations",
     "ExtractionResult",
+    "AssignmentTotals",
     "PairMatching",
     "MatchingResult",
     "MetricScore",
@@ -48,6 +49,9 @@ __all__ = [
     "CrosscoderModelFit",
     "CrosscoderClassAgreement",
     "CrosscoderResult",
+    "SplittingWidth",
+    "SplitStep",
+    "SplittingResult",
     "ReportResult",
     "STAGE_RESULTS",
 ]
@@ -172,6 +176,21 @@ class ExtractionResult(StageResult):
 
 # -------------------------------------------------------------------------------------------- matching
 @dataclass
+class AssignmentTotals(StageResult):
+    """Total correlation of the one-to-one matching (mutual pairs fixed, the rest assigned) against the optimal
+    one-to-one assignment of the same candidate graph, both at the recipe's threshold and before token filters."""
+
+    one_to_one_pairs: int
+    one_to_one_total: float
+    optimal_pairs: int
+    optimal_total: float
+
+    @property
+    def ratio(self) -> float | None:
+        return self.one_to_one_total / self.optimal_total if self.optimal_total > 0 else None
+
+
+@dataclass
 class PairMatching(StageResult):
     a: str
     b: str
@@ -181,6 +200,7 @@ class PairMatching(StageResult):
     mean_correlation: float | None
     median_correlation: float | None
     filtered: dict[str, int]  # reason -> features or pairs removed
+    assignment: AssignmentTotals | None = None  # matching.compare_assignment
 
 
 @dataclass
@@ -440,6 +460,49 @@ class CrosscoderResult(StageResult):
     feature_labels: str = ""  # per SAE feature: best latent, its correlation and class (JSON, for the explorer)
 
 
+# ----------------------------------------------------------------------------------------------- splitting
+@dataclass
+class SplittingWidth(StageResult):
+    """One SAE width at the splitting layer: its fit on the compared rows and its matching against B's SAE,
+    scored like the grid (each metric beside its random-pairing null)."""
+
+    width_multiple: int
+    n_features: int
+    fvu: float | None
+    l0: float | None
+    dead_fraction: float | None  # features that never fire on the compared rows
+    n_pairs: int  # matched against B's main-pair SAE
+    mean_correlation: float | None
+    metrics: dict[str, MetricScore] = field(default_factory=dict)
+    reused: bool = False  # the layer's own SAE (not retrained)
+    skipped: str | None = None
+
+
+@dataclass
+class SplitStep(StageResult):
+    """Split families between two consecutive widths (:meth:`SplitFamilies.summary` and its size distribution)."""
+
+    narrow: int  # width multiples
+    wide: int
+    summary: dict[str, Any]
+    size_distribution: dict[str, int]  # family size -> narrow features with that many children
+    examples: list[dict[str, Any]] = field(default_factory=list)  # largest families: parent, children, cosines
+
+
+@dataclass
+class SplittingResult(StageResult):
+    """Feature splitting at one layer across SAE widths: how features split and how each score moves with width."""
+
+    skipped: str | None = None
+    layer: str = ""  # the layer whose SAE width varies (model A of the main pair)
+    against: str = ""  # the layer every width is matched against (model B of the main pair)
+    widths: list[SplittingWidth] = field(default_factory=list)
+    steps: list[SplitStep] = field(default_factory=list)
+    min_correlation: float = 0.3
+    min_cosine: float = 0.3
+    figures: dict[str, str] = field(default_factory=dict)  # caption -> PNG
+
+
 # ---------------------------------------------------------------------------------------------- report
 @dataclass
 class ReportResult(StageResult):
@@ -458,5 +521,6 @@ STAGE_RESULTS: dict[str, type[StageResult]] = {
     "interpretation": InterpretationResult,
     "steering": SteeringResult,
     "crosscoder": CrosscoderResult,
+    "splitting": SplittingResult,
     "report": ReportResult,
 }

@@ -26,6 +26,7 @@ __all__ = [
     "InterpretationSpec",
     "SteeringSpec",
     "CrosscoderSpec",
+    "SplittingSpec",
     "load_recipe",
     "check_device_available",
     "recipe_from_dict",
@@ -186,6 +187,8 @@ class MatchingSpec:
     top_k: int = 5
     exclude_punctuation: bool = True
     require_same_token: bool = False
+    # also match each pair one-to-one and optimally without token filters, to report their total correlations
+    compare_assignment: bool = True
 
     def __post_init__(self) -> None:
         _check_range("matching", "threshold", self.threshold, lo=-1, hi=1, allow_none=True)
@@ -316,6 +319,33 @@ class CrosscoderSpec:
 
 
 @dataclass
+class SplittingSpec:
+    """Feature splitting at the main pair's layer of model A: SAEs of the layer's own spec at each of
+    ``width_multiples`` x d_model (ascending; the layer's own width is reused, not retrained), trained on that
+    model's SAE-training rows (``training_tokens``, default the layer's), encoded on the compared rows. Each
+    consecutive (narrow, wide) pair gives split families (a wide feature joins the narrow feature it correlates
+    with best when that correlation reaches ``min_correlation`` and their decoder cosine ``min_cosine``); every
+    width is matched against B's main-pair SAE and scored like the grid, so each score is read against width.
+    """
+
+    enabled: bool = False
+    width_multiples: list[int] = field(default_factory=lambda: [2, 4, 8])
+    training_tokens: int | None = None
+    min_correlation: float = 0.3
+    min_cosine: float = 0.3
+
+    def __post_init__(self) -> None:
+        widths = self.width_multiples
+        if len(widths) < 2 or any(isinstance(w, bool) or not isinstance(w, int) or w < 1 for w in widths):
+            raise RecipeError(f"splitting.width_multiples must list at least two integers >= 1, got {widths!r}")
+        if any(b <= a for a, b in zip(widths, widths[1:])):
+            raise RecipeError(f"splitting.width_multiples must be strictly ascending (narrow to wide), got {widths!r}")
+        _check_range("splitting", "training_tokens", self.training_tokens, lo=1, allow_none=True)
+        for name in ("min_correlation", "min_cosine"):
+            _check_range("splitting", name, getattr(self, name), lo=-1, hi=1)
+
+
+@dataclass
 class Recipe:
     """Everything one comparison needs. ``models`` holds two models, A and B (every layer of A against every
     layer of B), or one model whose layers are compared with each other (at least two layers)."""
@@ -331,6 +361,7 @@ class Recipe:
     interpretation: InterpretationSpec = field(default_factory=InterpretationSpec)
     steering: SteeringSpec = field(default_factory=SteeringSpec)
     crosscoder: CrosscoderSpec = field(default_factory=CrosscoderSpec)  # off unless enabled
+    splitting: SplittingSpec = field(default_factory=SplittingSpec)  # off unless enabled
     seed: int = 0
     output_dir: str = "featgeom_out"
     cache_dir: str = "featgeom_cache"

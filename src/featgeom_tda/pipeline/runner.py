@@ -2,7 +2,8 @@
 
 Stages, in order::
 
-    sources -> extraction -> matching -> geometry -> topology -> interpretation -> steering -> crosscoder -> report
+    sources -> extraction -> matching -> geometry -> topology -> interpretation -> steering -> crosscoder
+        -> splitting -> report
 
 Each stage is a module of :mod:`featgeom_tda.pipeline.stages` whose ``run(ctx)`` returns that stage's typed
 result (:mod:`featgeom_tda.results`). The runner writes ``OUT/<stage>/stage.json`` with a fingerprint of the
@@ -35,9 +36,10 @@ log = logging.getLogger(__name__)
 
 RECIPE_COPY = "recipe.yaml"  # the recipe of a run, kept in its output directory
 
-# crosscoder (optional) reads the matching; it sits last so that switching it on or off reruns only the report
+# crosscoder and splitting (optional) read the matching; they sit last so that switching one on or off reruns
+# only what follows it
 STAGES = ("sources", "extraction", "matching", "geometry", "topology", "interpretation", "steering", "crosscoder",
-          "report")
+          "splitting", "report")
 
 # recipe sections each stage reads (besides the results of the stages before it)
 STAGE_INPUTS: dict[str, tuple[str, ...]] = {
@@ -49,6 +51,7 @@ STAGE_INPUTS: dict[str, tuple[str, ...]] = {
     "interpretation": ("interpretation", "seed"),
     "steering": ("steering", "seed"),
     "crosscoder": ("crosscoder", "seed"),
+    "splitting": ("splitting", "matching", "geometry", "seed"),
     "report": (),  # the report shows the whole recipe: every section is an input
 }
 
@@ -58,10 +61,10 @@ StageFunction = Callable[[RunContext], StageResult]
 def default_stages() -> dict[str, StageFunction]:
     """Stage name -> ``run`` of its module in :mod:`featgeom_tda.pipeline.stages`."""
     from featgeom_tda.pipeline.stages import (
-        crosscoder, extraction, geometry, interpretation, matching, report, sources, steering, topology,
+        crosscoder, extraction, geometry, interpretation, matching, report, sources, splitting, steering, topology,
     )
 
-    modules = (sources, extraction, matching, geometry, topology, interpretation, steering, crosscoder, report)
+    modules = (sources, extraction, matching, geometry, topology, interpretation, steering, crosscoder, splitting, report)
     return {name: module.run for name, module in zip(STAGES, modules)}
 
 

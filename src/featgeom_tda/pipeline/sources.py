@@ -29,7 +29,7 @@ from featgeom_tda.pipeline.recipe import Recipe, SAESpec
 from featgeom_tda.results import ModelInfo, SAEInfo
 
 __all__ = ["Sources", "build_sources", "describe_sae_spec", "source_options", "uses_embedded", "recipe_tokens",
-           "RecipeTokens", "aligned_compare_texts"]
+           "RecipeTokens", "aligned_compare_texts", "sae_at_widths"]
 
 log = logging.getLogger(__name__)
 
@@ -110,9 +110,9 @@ def build_sources(recipe: Recipe) -> Sources:
     for side, spec in enumerate(recipe.models):
         layers = layers_of(recipe, side)
         own = model_tokens[spec.name]
-        trained = _train_or_load_saes(recipe, models[spec.name], layers, spec.layers, embedded, texts, own)
-        for layer, lspec in zip(layers, spec.layers):
-            sae, report = trained[layer.key]
+        trained = _train_or_load_saes(recipe, models[spec.name], layers, [x.sae for x in spec.layers], embedded,
+                                      texts, own)
+        for layer, lspec, (sae, report) in zip(layers, spec.layers, trained):
             report = {**report, **_ce_loss(models[spec.name], sae, layer.hook, own.compare, recipe.batch_size)}
             saes[layer.key] = sae
             sae_info[layer.key] = _sae_info(layer, report, describe_sae_spec(lspec.sae))
@@ -338,47 +338,60 @@ def _dataset_texts(recipe: Recipe, embedded: Any) -> list[str]:
     return texts
 
 
-def _train_or_load_saes(recipe: Recipe, model: Any, layers: list[Layer], lspecs: list[Any], embedded: Any,
-                        texts: list[str], tokens: RecipeTokens) -> dict[str, tuple[Any, dict[str, Any]]]:
-    """The SAE of each layer of one model: the embedded one, a cached or newly trained one, a pretrained one or
-    one from disk. The activations of every layer to train are collected in one forward pass."""
+def sae_at_widths(recipe: Recipe, sources: Sources, layer: Layer, specs: list[SAESpec]) -> list[tuple[Any, dict[str, Any]]]:
+    """The SAE of each ``spec`` at ``layer`` (``kind: train`` specs, e.g. one SAE spec at several widths), trained
+    on that model's SAE-training rows exactly as a recipe layer with that spec is, so both share the cache."""
+    if any(spec.kind != "train" for spec in specs):
+        raise ValueError("sae_at_widths trains SAEs: every spec must have kind 'train'")
+    own = sources.model_tokens.get(layer.model, sources.tokens)
+    return _train_or_load_saes(recipe, sources.models[layer.model], [layer] * len(specs), specs, sources.embedded,
+                               sources.texts, own, warn_embedded=False)
+
+
+def _train_or_load_saes(recipe: Recipe, model: Any, layers: list[Layer], sspecs: list[SAESpec], embedded: Any,
+                        texts: list[str], tokens: RecipeTokens, *,
+                        warn_embedded: bool = True) -> list[tuple[Any, dict[str, Any]]]:
+    """The SAE of each (layer, spec) of one model, in order: the embedded one, a cached or newly trained one, a
+    pretrained one or one from disk. The activations of every hook to train are collected in one forward pass."""
     from featgeom_tda.sources import saes as sae_mod
 
-    out: dict[str, tuple[Any, dict[str, Any]]] = {}
-    to_train: list[tuple[Layer, SAESpec, Path]] = []
-    for layer, lspec in zip(layers, lspecs):
-        sspec = lspec.sae
+    out: list[tuple[Any, dict[str, Any]] | None] = []
+    to_train: list[tuple[int, Layer, SAESpec, Path]] = []
+    for layer, sspec in zip(layers, sspecs):
         if sspec.kind == "pretrained":
             sae = sae_mod.load_pretrained_sae(sspec.release, sspec.sae_id, device=recipe.device)
-            out[layer.key] = sae, {"kind": "pretrained", "release": sspec.release, "sae_id": sspec.sae_id,
-                                   "width": int(sae.cfg.d_sae)}
+            out.append((sae, {"kind": "pretrained", "release": sspec.release, "sae_id": sspec.sae_id,
+                              "width": int(sae.cfg.d_sae)}))
         elif sspec.kind == "disk":
             sae = sae_mod.load_sae(sspec.path)
-            out[layer.key] = sae, {"kind": "disk", "path": sspec.path, "width": int(sae.cfg.d_sae)}
+            out.append((sae, {"kind": "disk", "path": sspec.path, "width": int(sae.cfg.d_sae)}))
         elif embedded is not None and layer.model in embedded.saes and embedded.hooks.get(layer.model) == layer.hook \
                 and _matches_embedded_sae(sspec, embedded):
             report = dict(embedded.report.get("saes", {}).get(layer.model, {}))
             sae = embedded.saes[layer.model]
-            out[layer.key] = sae, {"kind": "train (embedded default)", "width": int(sae.cfg.d_sae), **report}
+            out.append((sae, {"kind": "train (embedded default)", "width": int(sae.cfg.d_sae), **report}))
         else:
-            if embedded is not None and layer.model in embedded.saes and embedded.hooks.get(layer.model) == layer.hook:
+            if warn_embedded and embedded is not None and layer.model in embedded.saes \
+                    and embedded.hooks.get(layer.model) == layer.hook:
                 log.warning("%s: the recipe's SAE (%s) differs from the embedded default's; training it",
                             layer.label, describe_sae_spec(sspec))
             directory = _sae_cache_dir(recipe, layer, sspec, texts, tokens)
             if (directory / "featgeom_report.json").exists():
-                out[layer.key] = (sae_mod.load_sae(directory, device=recipe.device),
-                                  json.loads((directory / "featgeom_report.json").read_text()))
+                out.append((sae_mod.load_sae(directory, device=recipe.device),
+                            json.loads((directory / "featgeom_report.json").read_text())))
             else:
-                to_train.append((layer, sspec, directory))
+                out.append(None)
+                to_train.append((len(out) - 1, layer, sspec, directory))
     if to_train:
         ds = tokens.train
-        acts = sae_mod.collect_activations_at(
-            model, ds.tokens, [layer.hook for layer, _, _ in to_train], mask=ds.row_mask(keep_bos=False),
-            batch_size=recipe.batch_size, progress=True,
-        )
-        for layer, sspec, directory in to_train:
-            out[layer.key] = _train_sae(recipe, model, layer, sspec, acts.pop(layer.hook), directory)
-    return out
+        hooks = list(dict.fromkeys(layer.hook for _, layer, _, _ in to_train))
+        acts = sae_mod.collect_activations_at(model, ds.tokens, hooks, mask=ds.row_mask(keep_bos=False),
+                                              batch_size=recipe.batch_size, progress=True)
+        for n, (i, layer, sspec, directory) in enumerate(to_train):
+            out[i] = _train_sae(recipe, model, layer, sspec, acts[layer.hook], directory)
+            if all(other.hook != layer.hook for _, other, _, _ in to_train[n + 1:]):
+                del acts[layer.hook]  # no later SAE reads this hook
+    return [entry for entry in out if entry is not None]
 
 
 def _sae_cache_dir(recipe: Recipe, layer: Layer, sspec: SAESpec, texts: list[str], tokens: RecipeTokens) -> Path:

@@ -21,6 +21,7 @@ from featgeom_tda.results import (
     CrosscoderResult,
     ReportResult,
     SourcesResult,
+    SplittingResult,
     StageResult,
     SteeringResult,
     TopologyResult,
@@ -32,7 +33,8 @@ SECTION_IDS = (
     "models", "matching", "similarity", "controls", "pairs", "subspaces", "spectra", "mapper", "persistence", "projection",
     "steering", "reproducibility",
 )
-OPTIONAL_SECTION_IDS = ("crosscoder",)  # after "pairs", only when its stage ran (the recipe switched it on)
+# after "pairs" (crosscoder) and "similarity" (splitting), only when their stage ran (the recipe switched it on)
+OPTIONAL_SECTION_IDS = ("crosscoder", "splitting")
 
 
 def _label(metric: str) -> str:
@@ -122,6 +124,12 @@ def build_sections(
 
         at = next(i for i, s in enumerate(sections) if s.id == "pairs") + 1
         sections.insert(at, crosscoder_section(cc))
+    sp = results.get("splitting")
+    if isinstance(sp, SplittingResult) and (sp.skipped is None or bool((recipe.get("splitting") or {}).get("enabled"))):
+        from featgeom_tda.report.splitting_section import splitting_section
+
+        at = next(i for i, s in enumerate(sections) if s.id == "controls") + 1
+        sections.insert(at, splitting_section(sp))
     sections.append(_reproducibility_section(recipe, stage_seconds or {}))
     return sections
 

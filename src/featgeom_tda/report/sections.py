@@ -96,13 +96,22 @@ def matching_section(match: MatchingResult) -> Section:
         filtered = ", ".join(f"{k}: {v}" for k, v in p.filtered.items())
         rows.append([p.a, p.b, p.n_features_a, p.n_features_b, p.n_pairs, p.mean_correlation, p.median_correlation, filtered])
     columns = ["layer A", "layer B", "features A", "features B", "pairs", "mean corr", "median corr", "removed (reason: count)"]
+    totals = [[p.a, p.b, t.one_to_one_pairs, t.one_to_one_total, t.optimal_pairs, t.optimal_total, t.ratio]
+              for p in match.pairs.values() if (t := p.assignment) is not None]
+    tables = [Table("Matchings per layer pair", columns, rows, csv_name="matching.csv")]
+    if totals:
+        tables.append(Table(
+            "One-to-one matching against the optimal assignment (same candidate graph and threshold, before token "
+            "filters): total correlation of the pairs",
+            ["layer A", "layer B", "one-to-one pairs", "one-to-one total", "optimal pairs", "optimal total",
+             "one-to-one / optimal"], totals, csv_name="matching_assignment.csv"))
     return Section(
         "matching",
         "Feature matching",
         how_to_read="many pairs with high correlation say the two dictionaries share features; dead and unassigned counts say what was left out.",
         intro="Features paired by the Pearson correlation of their activations over the shared token rows; "
         "dead features are never matched, and every filter records how many pairs it removed.",
-        tables=[Table("Matchings per layer pair", columns, rows, csv_name="matching.csv")],
+        tables=tables,
         figures=_fig(match.histogram, "Correlations of matched pairs (main layer pair)"),
     )
 
