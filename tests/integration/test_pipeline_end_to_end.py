@@ -29,6 +29,8 @@ def small_run(tmp_path_factory):
     # the randomised control of B (off in the embedded default: it trains one more SAE), on a small budget
     data["geometry"]["controls"] = ["neurons", "activations", "residual", "random_model"]
     data["geometry"]["random_model_training_tokens"] = 50_000
+    data["geometry"]["random_model_seeds"] = [0, 1]  # two re-initialisations, each with its own SAE
+    data["splitting"]["training_tokens"] = 20_000  # feature splitting (on in the embedded default), on a small budget
     # the small embedded default's SAEs are TopK k=4: model A asks for that one, model B for k=16 (so it is trained)
     data["models"][0]["layers"][0]["sae"]["k"] = 4
     recipe = recipe_from_dict(data)
@@ -44,6 +46,7 @@ def test_every_stage_ran_and_report_written(small_run):
     html = open(html_path).read()
     for sid in SECTION_IDS:
         assert f'id="{sid}"' in html
+    assert 'id="splitting"' in html  # on in the embedded default
     assert not re.search(r"https?://|(src|href)=[\"']//", html)
     results = json.loads(open(pipe.results("report").results_json).read())
     assert results["schema_version"] == 2
@@ -60,10 +63,13 @@ def test_every_stage_ran_and_report_written(small_run):
     # residual streams, with nulls
     controls = results["stages"]["geometry"]["controls"]
     random = [c for c in controls if c["kind"].startswith("randomised control of B")]
-    assert len(random) == 1 and random[0]["b"] == main.split("--")[1]  # the main pair only
-    assert random[0]["details"]["control_model"] == "tiny-2L-reinit-seed0"
-    assert random[0]["details"]["training_tokens"] == 50_000 and random[0]["details"]["cached"] is False
-    assert set(random[0]["metrics"]) == set(recipe.geometry.metrics)
+    assert len(random) == 2 and all(r["b"] == main.split("--")[1] for r in random)  # the main pair only
+    assert [r["details"]["control_model"] for r in random] == ["tiny-2L-reinit-seed0", "tiny-2L-reinit-seed1"]
+    assert [r["details"]["seed"] for r in random] == [0, 1] and "(seed 1)" in random[1]["kind"]
+    for r in random:
+        assert r["details"]["training_tokens"] == 50_000 and r["details"]["cached"] is False
+        assert set(r["metrics"]) == set(recipe.geometry.metrics)
+    assert random[0]["metrics"]["cka"]["score"] != random[1]["metrics"]["cka"]["score"]  # two different models
     assert "randomised control of B" in html
     controls = [c for c in controls if c not in random]
     assert sorted(c["kind"] for c in controls) == (["MLP neurons (W_out rows)"] * 2 + ["SAE features, token activations"] * 2

@@ -25,7 +25,6 @@ import numpy as np
 
 from featgeom_tda.core._validation import check_output_dir, check_positive_int
 from featgeom_tda.core.store import ActivationStore
-from featgeom_tda.core.types import FeatureActivations
 from featgeom_tda.extraction import activations as _local
 from featgeom_tda.extraction.dataset import TokenizedDataset
 from featgeom_tda.extraction.encoding import encode_batch
@@ -202,16 +201,8 @@ def _extract(
     max_batches: int | None,
     on_shard: Callable[[str, int], None] | None,
 ) -> dict[str, ActivationStore]:
-    names = [s.name for s in sources]
     n_batches = -(-dataset.n_docs // batch_size)
-    next_batch: dict[str, int] = {}
-    for src in sources:
-        store = _local._open_store(out_dir / src.name, plans[src.name], src, metas[src.name],
-                                   _local._provenance(src, dataset))
-        stores[src.name] = store
-        next_batch[src.name] = n_batches if store.complete else _local._resume_point(store, dataset, batch_size,
-                                                                                   keep_bos)
-        log.info("source %r: starting at batch %d of %d", src.name, next_batch[src.name], n_batches)
+    next_batch = _local._open_stores(sources, dataset, out_dir, stores, metas, plans, batch_size, keep_bos)
 
     first = min(next_batch.values())
     last = n_batches if max_batches is None else min(n_batches, first + max_batches)
@@ -252,45 +243,10 @@ def _extract(
                 b, ref = pending.popleft()
                 codes = ray.get(ref)
                 submit()
-                _write_batch(b, codes, todo_of[b], dataset, stores, next_batch, batch_size, keep_bos, on_shard)
+                start, stop = b * batch_size, min((b + 1) * batch_size, dataset.n_docs)
+                rows = dataset.rows(start, stop, keep_bos=keep_bos)
+                _local.append_batch(b, codes, todo_of[b], rows, (start, stop), stores, next_batch, on_shard)
         finally:
             for actor in actors:
                 ray.kill(actor)
-
-    if any(next_batch[n] < n_batches for n in names):
-        return stores
-    if len(stores) > 1:
-        _local._check_alignment(stores)
-    for store in stores.values():
-        if not store.complete:
-            store.finalize(n_tokens=store.n_rows, n_batches=n_batches)
-    return stores
-
-
-def _write_batch(
-    b: int,
-    codes: dict[str, Any],
-    todo: list[str],
-    dataset: TokenizedDataset,
-    stores: dict[str, ActivationStore],
-    next_batch: dict[str, int],
-    batch_size: int,
-    keep_bos: bool,
-    on_shard: Callable[[str, int], None] | None,
-) -> None:
-    """Append batch ``b``'s codes of the sources ``todo`` as the local path does (same shard meta)."""
-    start, stop = b * batch_size, min((b + 1) * batch_size, dataset.n_docs)
-    rows = dataset.rows(start, stop, keep_bos=keep_bos)
-    n_rows = int(rows["doc_index"].shape[0])
-    rows_hash = _local._rows_hash(rows)
-    for name in todo:  # the order of the sources, as locally
-        csr = codes[name]
-        if csr.shape[0] != n_rows:
-            raise RuntimeError(f"source {name!r} produced {csr.shape[0]} rows for batch {b}, expected {n_rows}")
-        if n_rows:
-            acts = FeatureActivations(csr, **rows, provenance=stores[name].provenance)
-            stores[name].append(acts, meta={"batch": b, "doc_start": start, "doc_stop": stop,
-                                            "rows_sha256": rows_hash})
-        next_batch[name] = b + 1
-        if on_shard is not None:
-            on_shard(name, b)
+    return _local.finish_stores(stores, next_batch, n_batches)

@@ -384,14 +384,8 @@ def _extract(
     import torch
     from tqdm.auto import tqdm
 
-    names = [s.name for s in sources]
     n_batches = -(-dataset.n_docs // batch_size)
-    next_batch: dict[str, int] = {}
-    for src in sources:
-        store = _open_store(out_dir / src.name, plans[src.name], src, metas[src.name], _provenance(src, dataset))
-        stores[src.name] = store
-        next_batch[src.name] = n_batches if store.complete else _resume_point(store, dataset, batch_size, keep_bos)
-        log.info("source %r: starting at batch %d of %d", src.name, next_batch[src.name], n_batches)
+    next_batch = _open_stores(sources, dataset, out_dir, stores, metas, plans, batch_size, keep_bos)
 
     # sources that share a model run in one forward pass
     groups: list[list[ActivationSource]] = []
@@ -408,8 +402,6 @@ def _extract(
     for b in tqdm(range(first, last), desc="activations", unit="batch", disable=None if progress else True):
         start, stop = b * batch_size, min((b + 1) * batch_size, dataset.n_docs)
         rows = dataset.rows(start, stop, keep_bos=keep_bos)
-        n_rows = int(rows["doc_index"].shape[0])
-        rows_hash = _rows_hash(rows)
         tokens = torch.from_numpy(dataset.tokens[start:stop]).to(device)
         attn = torch.from_numpy(dataset.attention_mask[start:stop].astype(np.int64)).to(device)
         sel = torch.from_numpy(dataset.row_mask(start, stop, keep_bos=keep_bos)).to(device)
@@ -418,27 +410,54 @@ def _extract(
             if not todo:
                 continue
             captured = _run_hooks(group[0].model, tokens, attn, [s.hook_name for s in todo])
-            for src in todo:
-                csr = encode_batch(src.sae, captured[src.hook_name], token_mask=sel)
-                if csr.shape[0] != n_rows:
-                    raise RuntimeError(
-                        f"source {src.name!r} produced {csr.shape[0]} rows for batch {b}, expected {n_rows}"
-                    )
-                if n_rows:
-                    acts = FeatureActivations(csr, **rows, provenance=stores[src.name].provenance)
-                    stores[src.name].append(
-                        acts, meta={"batch": b, "doc_start": start, "doc_stop": stop, "rows_sha256": rows_hash}
-                    )
-                next_batch[src.name] = b + 1
-                if on_shard is not None:
-                    on_shard(src.name, b)
+            codes = {src.name: encode_batch(src.sae, captured[src.hook_name], token_mask=sel) for src in todo}
             del captured
+            append_batch(b, codes, [src.name for src in todo], rows, (start, stop), stores, next_batch, on_shard)
+    return finish_stores(stores, next_batch, n_batches)
 
-    if any(next_batch[n] < n_batches for n in names):
+
+def _open_stores(sources: list[ActivationSource], dataset: TokenizedDataset, out_dir: Path,
+                 stores: dict[str, ActivationStore], metas: dict[str, dict[str, Any]], plans: dict[str, str],
+                 batch_size: int, keep_bos: bool) -> dict[str, int]:
+    """Open (create, resume or reuse) every source's store into ``stores``; returns each one's next batch."""
+    n_batches = -(-dataset.n_docs // batch_size)
+    next_batch: dict[str, int] = {}
+    for src in sources:
+        store = _open_store(out_dir / src.name, plans[src.name], src, metas[src.name], _provenance(src, dataset))
+        stores[src.name] = store
+        next_batch[src.name] = n_batches if store.complete else _resume_point(store, dataset, batch_size, keep_bos)
+        log.info("source %r: starting at batch %d of %d", src.name, next_batch[src.name], n_batches)
+    return next_batch
+
+
+def append_batch(b: int, codes: dict[str, Any], todo: list[str], rows: dict[str, np.ndarray], docs: tuple[int, int],
+                 stores: dict[str, ActivationStore], next_batch: dict[str, int],
+                 on_shard: Callable[[str, int], None] | None) -> None:
+    """Append batch ``b``'s sparse codes (source name -> CSR over ``rows``) of the sources ``todo``, in that order,
+    with the shard meta a resumed run checks; ``docs`` is the batch's (doc_start, doc_stop)."""
+    n_rows = int(rows["doc_index"].shape[0])
+    rows_hash = _rows_hash(rows)
+    for name in todo:
+        csr = codes[name]
+        if csr.shape[0] != n_rows:
+            raise RuntimeError(f"source {name!r} produced {csr.shape[0]} rows for batch {b}, expected {n_rows}")
+        if n_rows:
+            acts = FeatureActivations(csr, **rows, provenance=stores[name].provenance)
+            stores[name].append(acts, meta={"batch": b, "doc_start": docs[0], "doc_stop": docs[1],
+                                            "rows_sha256": rows_hash})
+        next_batch[name] = b + 1
+        if on_shard is not None:
+            on_shard(name, b)
+
+
+def finish_stores(stores: dict[str, ActivationStore], next_batch: dict[str, int],
+                  n_batches: int) -> dict[str, ActivationStore]:
+    """Once every source has written every batch: check the stores' rows agree and mark them complete."""
+    if any(next_batch[n] < n_batches for n in stores):
         return stores
     if len(stores) > 1:
         _check_alignment(stores)
-    for name, store in stores.items():
+    for store in stores.values():
         if not store.complete:
             store.finalize(n_tokens=store.n_rows, n_batches=n_batches)
     return stores

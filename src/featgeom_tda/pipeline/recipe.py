@@ -213,6 +213,7 @@ class GeometrySpec:
         default_factory=lambda: ["neurons", "activations", "residual"])
     n_control_tokens: int = 2000
     random_model_training_tokens: int | None = None  # caps the random-model SAE's budget (None: B's SAE spec's)
+    random_model_seeds: list[int] | None = None  # one re-initialisation (and its SAE) per seed; None: the recipe seed
 
     def __post_init__(self) -> None:
         if not self.metrics:
@@ -224,6 +225,10 @@ class GeometrySpec:
         _check_range("geometry", "n_control_tokens", self.n_control_tokens, lo=10)
         _check_range("geometry", "random_model_training_tokens", self.random_model_training_tokens, lo=1,
                      allow_none=True)
+        seeds = self.random_model_seeds
+        if seeds is not None and (not seeds or len(set(seeds)) != len(seeds)
+                                  or any(isinstance(x, bool) or not isinstance(x, int) or x < 0 for x in seeds)):
+            raise RecipeError(f"geometry.random_model_seeds must list distinct integers >= 0 (or be null), got {seeds!r}")
 
 
 @dataclass

@@ -10,7 +10,8 @@ For every layer pair, beside the decoder-space scores of the grid:
   report shows how much the SAE basis adds over the neuron basis.
 
 - ``random_model`` (main layer pair only): model B re-initialised (same architecture, weights re-drawn from the
-  recipe seed, :func:`~featgeom_tda.sources.control.reinitialised_copy`), its own SAE trained at B's hook with B's
+  recipe seed or each of ``geometry.random_model_seeds``, :func:`~featgeom_tda.sources.control.reinitialised_copy`),
+  its own SAE trained at B's hook with B's
   SAE spec on the SAE-training rows of model B (``geometry.random_model_training_tokens`` caps its training
   budget), encoded on all compared rows, matched against A's SAE with the recipe's matching options and scored
   like the grid (same metrics, permutation nulls and subset baselines). Similarity that survives in this row
@@ -59,7 +60,8 @@ def controls(ctx: RunContext, metric_options: Any, decoder_scores: Any = None) -
         if "neurons" in spec.controls:
             rows.extend(_neuron_rows(ctx, a, b, raw, metric_options))
         if "random_model" in spec.controls and (a, b) == main_pair(ctx.recipe):
-            rows.append(_random_model_row(ctx, a, b, decoder_scores))
+            for seed in spec.random_model_seeds or [ctx.recipe.seed]:
+                rows.append(_random_model_row(ctx, a, b, decoder_scores, seed))
     return rows
 
 
@@ -158,8 +160,8 @@ def _neuron_rows(ctx: RunContext, a: Layer, b: Layer, raw: _RawUnitsPerLayer, me
                        mean_correlation=float(np.mean(m.correlation)), metrics=scores)]
 
 
-def random_model_kind(b: Layer) -> str:
-    return f"randomised control of B: {b.model} re-initialised, its own SAE at {b.hook}, decoder rows"
+def random_model_kind(b: Layer, seed: int) -> str:
+    return f"randomised control of B (seed {seed}): {b.model} re-initialised, its own SAE at {b.hook}, decoder rows"
 
 
 def _sae_spec_of(ctx: RunContext, layer: Layer) -> Any:
@@ -167,8 +169,9 @@ def _sae_spec_of(ctx: RunContext, layer: Layer) -> Any:
     return next(x.sae for x in model.layers if x.hook == layer.hook)
 
 
-def _random_model_row(ctx: RunContext, a: Layer, b: Layer, decoder_scores: Any) -> ControlRow:
-    """Model B with re-initialised weights and its own SAE, matched against A's SAE and scored like the grid."""
+def _random_model_row(ctx: RunContext, a: Layer, b: Layer, decoder_scores: Any, seed: int) -> ControlRow:
+    """Model B with weights re-drawn from ``seed`` and its own SAE, matched against A's SAE and scored like the
+    grid (the nulls keep the recipe seed, as the grid's do)."""
     from featgeom_tda.core.types import FeatureActivations, Provenance
     from featgeom_tda.extraction.encoding import encode_batch
     from featgeom_tda.pipeline.stages.matching import match_options
@@ -176,15 +179,16 @@ def _random_model_row(ctx: RunContext, a: Layer, b: Layer, decoder_scores: Any) 
     from featgeom_tda.sources.saes import collect_activations_at
     from featgeom_tda.sources.weights import decoder_weights
 
-    kind, recipe = random_model_kind(b), ctx.recipe
+    kind, recipe = random_model_kind(b, seed), ctx.recipe
     if ctx.rows_are_units():
         return ControlRow(a=a.key, b=b.key, kind=kind, n_pairs=0,
                           skipped="the rows are aligned units of two tokenizers; the control's SAE reads B's tokens")
     try:
-        control = reinitialised_copy(ctx.sources.models[b.model], seed=recipe.seed)
+        control = reinitialised_copy(ctx.sources.models[b.model], seed=seed)
     except ValueError as exc:
         return ControlRow(a=a.key, b=b.key, kind=kind, n_pairs=0, skipped=f"model B cannot be re-initialised: {exc}")
-    sae, details = _control_sae(ctx, b, control)
+    sae, details = _control_sae(ctx, b, control, seed)
+    details["seed"] = seed
     dataset, acts = ctx.dataset(), ctx.activations()
     x = collect_activations_at(control, dataset.tokens, [b.hook], batch_size=recipe.batch_size,
                                mask=dataset.row_mask())[b.hook]
@@ -194,7 +198,7 @@ def _random_model_row(ctx: RunContext, a: Layer, b: Layer, decoder_scores: Any) 
     ctrl = FeatureActivations(
         encode_batch(sae, x[None]), token_ids=real.token_ids, doc_index=real.doc_index, position=real.position,
         provenance=Provenance(model=control.cfg.model_name, hook_name=b.hook, sae_id="random-model control",
-                              dataset=real.provenance.dataset, seed=recipe.seed),
+                              dataset=real.provenance.dataset, seed=seed),
     )
     m = ctx.engine.match_features(acts[a.key], ctrl, **match_options(ctx))
     details["control_model"] = control.cfg.model_name
@@ -206,7 +210,7 @@ def _random_model_row(ctx: RunContext, a: Layer, b: Layer, decoder_scores: Any) 
                       mean_correlation=float(np.mean(m.correlation)), metrics=scores, details=details)
 
 
-def _control_sae(ctx: RunContext, b: Layer, control: Any) -> tuple[Any, dict[str, Any]]:
+def _control_sae(ctx: RunContext, b: Layer, control: Any, seed: int) -> tuple[Any, dict[str, Any]]:
     """The control's SAE at B's hook: from the cache, else trained on the control's activations over model B's
     SAE-training rows (B's SAE spec; a pretrained or disk SAE of B gives a TopK SAE of its width)."""
     from featgeom_tda.core._cache import fingerprint, text_digest
@@ -226,7 +230,7 @@ def _control_sae(ctx: RunContext, b: Layer, control: Any) -> tuple[Any, dict[str
     if cap is not None:
         budget = min(budget, cap)
     cfg = control.cfg
-    key = {"control": "reinitialised_copy", "model": b.model, "hook": b.hook, "seed": recipe.seed,
+    key = {"control": "reinitialised_copy", "model": b.model, "hook": b.hook, "seed": seed,
            "architecture": {n: getattr(cfg, n, None) for n in ("n_layers", "d_model", "d_mlp", "n_heads", "d_vocab",
                                                                "n_ctx", "act_fn", "normalization_type")},
            "sae": {"width": width, "architecture": architecture, "k": k, "l1_coefficient": l1,
@@ -241,7 +245,7 @@ def _control_sae(ctx: RunContext, b: Layer, control: Any) -> tuple[Any, dict[str
                                           batch_size=recipe.batch_size)[b.hook]
     sae = sae_mod.train_sae(
         acts, width=width, architecture=architecture, k=k, l1_coefficient=l1, hook_name=b.hook,
-        model_name=cfg.model_name, model=control, training_tokens=budget, seed=recipe.seed, device=recipe.device,
+        model_name=cfg.model_name, model=control, training_tokens=budget, seed=seed, device=recipe.device,
         progress=False,
     )
     report = {"architecture": architecture, "width": int(sae.cfg.d_sae), "k": k if architecture == "topk" else None,
