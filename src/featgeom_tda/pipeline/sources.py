@@ -110,10 +110,11 @@ def build_sources(recipe: Recipe) -> Sources:
     for side, spec in enumerate(recipe.models):
         layers = layers_of(recipe, side)
         own = model_tokens[spec.name]
+        digest = model_digest(models[spec.name])
         trained = _train_or_load_saes(recipe, models[spec.name], layers, [x.sae for x in spec.layers], embedded,
                                       texts, own)
         for layer, lspec, (sae, report) in zip(layers, spec.layers, trained):
-            report = {**report, **_ce_loss(models[spec.name], sae, layer.hook, own.compare, recipe.batch_size)}
+            report = {**report, **_ce_loss(recipe, models[spec.name], digest, sae, layer.hook, own.compare)}
             saes[layer.key] = sae
             sae_info[layer.key] = _sae_info(layer, report, describe_sae_spec(lspec.sae))
     return Sources(models, tokenizers[names[0]], texts, model_tokens[names[0]], saes, sae_info, model_info, embedded,
@@ -248,13 +249,43 @@ def _check_layer_hooks(recipe: Recipe, models: dict[str, Any]) -> None:
                             model_name=f"model {spec.name!r}")
 
 
-def _ce_loss(model: Any, sae: Any, hook: str, compare: Any, batch_size: int) -> dict[str, Any]:
-    """CE-loss of the model with the SAE spliced in, on the first compared rows (see ``saes.sae_ce_loss``)."""
+def model_digest(model: Any) -> str:
+    """sha256 over every parameter of a torch module (name, dtype, shape and bytes), in registration order."""
+    import torch
+
+    from featgeom_tda.core._cache import Hasher
+
+    h = Hasher()
+    for name, p in model.named_parameters():
+        t = p.detach().cpu()
+        h.update_text(f"{name} {t.dtype}")
+        h.update_array((t.view(torch.int16) if t.dtype == torch.bfloat16 else t).numpy())  # numpy has no bfloat16
+    return h.hexdigest()
+
+
+def _ce_loss(recipe: Recipe, model: Any, digest: str, sae: Any, hook: str, compare: Any) -> dict[str, Any]:
+    """CE-loss of the model with the SAE spliced in, on the first compared rows (see ``saes.sae_ce_loss``);
+    kept under ``cache_dir/ce_loss`` keyed by the model's weights, the SAE's and the rows, so that a run whose
+    sources are rebuilt (any stage after them rerunning) does not evaluate it again."""
+    from featgeom_tda.core._cache import array_digest
     from featgeom_tda.sources.saes import sae_ce_loss
 
     rows = compare.head(N_CE_ROWS)
-    return sae_ce_loss(model, sae, rows.tokens, hook_name=hook, mask=rows.row_mask(keep_bos=False),
-                       batch_size=min(batch_size, 8))
+    mask = rows.row_mask(keep_bos=False)
+    key = fingerprint({"hook": hook, "model": digest, "sae": model_digest(sae),
+                       "tokens": array_digest(rows.tokens, mask)})
+    path = Path(recipe.cache_dir) / "ce_loss" / f"{key}.json"
+    if path.exists():
+        try:
+            return json.loads(path.read_text())
+        except json.JSONDecodeError:
+            log.warning("unreadable CE-loss cache %s; evaluating again", path)
+    result = sae_ce_loss(model, sae, rows.tokens, hook_name=hook, mask=mask, batch_size=min(recipe.batch_size, 8))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps(result))
+    tmp.replace(path)
+    return result
 
 
 def model_summary(name: str, model: Any, extra: dict[str, Any]) -> ModelInfo:

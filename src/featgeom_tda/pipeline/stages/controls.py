@@ -24,6 +24,7 @@ Token rows of the other controls are the first compared rows, at most ``geometry
 from __future__ import annotations
 
 import json
+import logging
 import re
 import time
 from pathlib import Path
@@ -36,6 +37,8 @@ from featgeom_tda.pipeline.layers import Layer, layer_pairs, main_pair, pair_key
 from featgeom_tda.results import ControlRow, MetricScore
 
 __all__ = ["controls"]
+
+log = logging.getLogger(__name__)
 
 ACTIVATION_METRICS = ("cka", "rsa", "svcca")
 MIN_PAIRS = 10
@@ -52,16 +55,25 @@ def controls(ctx: RunContext, metric_options: Any, decoder_scores: Any = None) -
     n_docs = _docs_for(dataset, spec.n_control_tokens)
     token_rows = dataset.row_mask(0, n_docs).sum()
     raw = _RawUnitsPerLayer(ctx, dataset.head(n_docs))  # each layer's neurons / residual read once, not per pair
+    seconds: dict[str, float] = {}
+
+    def timed(kind: str, build: Any) -> Any:
+        start = time.perf_counter()
+        value = build()
+        seconds[kind] = seconds.get(kind, 0.0) + time.perf_counter() - start
+        return value
+
     for a, b in layer_pairs(ctx.recipe):
         if "activations" in spec.controls:
-            rows.append(_activation_row(ctx, a, b, int(token_rows), metric_options))
+            rows.append(timed("activations", lambda: _activation_row(ctx, a, b, int(token_rows), metric_options)))
         if "residual" in spec.controls:
-            rows.append(_residual_row(ctx, a, b, raw, metric_options))
+            rows.append(timed("residual", lambda: _residual_row(ctx, a, b, raw, metric_options)))
         if "neurons" in spec.controls:
-            rows.extend(_neuron_rows(ctx, a, b, raw, metric_options))
+            rows.extend(timed("neurons", lambda: _neuron_rows(ctx, a, b, raw, metric_options)))
         if "random_model" in spec.controls and (a, b) == main_pair(ctx.recipe):
             for seed in spec.random_model_seeds or [ctx.recipe.seed]:
-                rows.append(_random_model_row(ctx, a, b, decoder_scores, seed))
+                rows.append(timed("random_model", lambda: _random_model_row(ctx, a, b, decoder_scores, seed)))
+    log.info("controls: %s", ", ".join(f"{k} {v:.1f} s" for k, v in seconds.items()))
     return rows
 
 

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import logging
+import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable, TypeVar
 
 import numpy as np
 
@@ -14,16 +16,29 @@ from featgeom_tda.results import GeometryResult, MetricScore, PairGeometry, Spec
 
 MIN_PAIRS = 10  # fewer matched pairs than this: the metrics are not computed
 
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
 
 def run(ctx: RunContext) -> GeometryResult:
-    out = ctx.stage_dir("geometry")
-    grid = {pair_key(a, b): _pair_geometry(ctx, a, b) for a, b in layer_pairs(ctx.recipe)}
     from featgeom_tda.pipeline.stages.controls import controls
 
+    out = ctx.stage_dir("geometry")
+    grid = _timed("grid", lambda: {pair_key(a, b): _pair_geometry(ctx, a, b) for a, b in layer_pairs(ctx.recipe)})
     return GeometryResult(
-        grid=grid, heatmaps=_heatmaps(ctx, grid, out), subspaces=_concept_subspaces(ctx), spectra=_spectra(ctx, out),
-        controls=controls(ctx, metric_options, decoder_scores), keyword_subspaces=_keyword_subspaces(ctx),
+        grid=grid, heatmaps=_heatmaps(ctx, grid, out), subspaces=_timed("subspaces", lambda: _concept_subspaces(ctx)),
+        spectra=_timed("spectra", lambda: _spectra(ctx, out)),
+        controls=_timed("controls", lambda: controls(ctx, metric_options, decoder_scores)),
+        keyword_subspaces=_timed("keyword subspaces", lambda: _keyword_subspaces(ctx)),
     )
+
+
+def _timed(part: str, build: Callable[[], T]) -> T:
+    """``build()``, logging how long that part of the stage took (``featgeom -v`` shows it)."""
+    start = time.perf_counter()
+    value = build()
+    log.info("geometry: %s in %.1f s", part, time.perf_counter() - start)
+    return value
 
 
 def metric_options(metric: str, spec: GeometrySpec) -> dict[str, Any]:
@@ -45,15 +60,20 @@ def decoder_scores(ctx: RunContext, wa: np.ndarray, wb: np.ndarray, m: Any) -> d
 
     spec, seed = ctx.recipe.geometry, ctx.recipe.seed
     X, Y = wa[m.index_a], wb[m.index_b]
-    scores = {}
+    scores, seconds = {}, {}
     for metric in spec.metrics:
         kwargs = metric_options(metric, spec)
+        start = time.perf_counter()
         res = ctx.engine.permutation_test(metric, X, Y, n_permutations=spec.n_permutations, seed=seed, **kwargs)
+        middle = time.perf_counter()
         sub = random_subset_baseline(metric, wa, wb, len(m), n_draws=spec.n_subset_draws, seed=seed, **kwargs)
+        seconds[metric] = (middle - start, time.perf_counter() - middle)
         scores[metric] = MetricScore(
             score=res.score, null_mean=res.null_mean, null_std=res.null_std, p_value=res.p_value,
             subset_mean=float(np.mean(sub.scores)), subset_std=float(np.std(sub.scores)),
         )
+    log.info("%d pairs, seconds (null, subsets): %s", len(m),
+             ", ".join(f"{k} {p:.1f}/{q:.1f}" for k, (p, q) in seconds.items()))
     return scores
 
 
