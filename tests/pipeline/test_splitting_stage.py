@@ -179,3 +179,17 @@ def test_matching_stage_reports_one_to_one_against_the_optimal_assignment(run):
     weight = np.where(edges & (corr >= threshold) & (corr > 0), corr, 0.0)
     r, c = linear_sum_assignment(weight, maximize=True)
     assert t.optimal_total == pytest.approx(weight[r, c].sum(), abs=1e-3)
+
+
+def test_hook_activations_are_read_once_per_run(run, monkeypatch):
+    """The splitting stage read A's hook; asking again (as the crosscoder stage does) runs no model."""
+    import featgeom_tda.sources.saes as saes_mod
+
+    ctx, _ = run
+    a, b = main_pair(ctx.recipe)
+    first = ctx.hook_activations([a])[a.key]
+    monkeypatch.setattr(saes_mod, "collect_activations_at",
+                        lambda *args, **kwargs: (_ for _ in ()).throw(AssertionError("ran the model again")))
+    assert ctx.hook_activations([a])[a.key] is first
+    with pytest.raises(AssertionError, match="ran the model again"):
+        ctx.hook_activations([a, b])  # B's hook was never read

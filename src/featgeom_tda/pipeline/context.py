@@ -35,6 +35,7 @@ class RunContext:
     _matchings: dict[str, Any] | None = field(default=None, repr=False)
     _token_strings: list[str] | None = field(default=None, repr=False)
     _engine: Any = field(default=None, repr=False)
+    _hook_activations: dict[str, np.ndarray] = field(default_factory=dict, repr=False)
 
     @property
     def engine(self) -> Any:
@@ -109,6 +110,7 @@ class RunContext:
     def forget_activations(self) -> None:
         self._activations = None
         self._dataset = None
+        self._hook_activations = {}
 
     def token_strings(self) -> list[str]:
         """Row token id -> string: the shared tokenizer's vocabulary, or the unit vocabulary of aligned rows."""
@@ -138,15 +140,16 @@ class RunContext:
         """Layer key -> float32 (n_rows, d_model) raw activations at the layer's hook on the compared token rows.
 
         The rows are those of :meth:`activations` in the same order (the dataset's row mask: padding, BOS and a
-        window's position 0 left out), so row i of both is the same token; each model runs once for all its hooks.
+        window's position 0 left out), so row i of both is the same token; each model runs once for all its hooks,
+        and a layer read once is kept for the rest of the run (the crosscoder and splitting stages share it).
         """
         from featgeom_tda.sources.saes import collect_activations_at
 
         dataset, acts = self.dataset(), self.activations()
         by_model: dict[str, list[Layer]] = {}
         for layer in layers:
-            by_model.setdefault(layer.model, []).append(layer)
-        out: dict[str, np.ndarray] = {}
+            if layer.key not in self._hook_activations:  # kept for the later stages of this run
+                by_model.setdefault(layer.model, []).append(layer)
         for model_name, group in by_model.items():
             raw = collect_activations_at(self.sources.models[model_name], dataset.tokens, [x.hook for x in group],
                                          batch_size=self.recipe.batch_size, mask=dataset.row_mask())
@@ -155,8 +158,8 @@ class RunContext:
                 if x.shape[0] != acts[layer.key].n_tokens:
                     raise RuntimeError(f"{layer.key}: {x.shape[0]} hook rows but the extraction store has "
                                        f"{acts[layer.key].n_tokens}; the compared rows must be the same")
-                out[layer.key] = x
-        return out
+                self._hook_activations[layer.key] = x
+        return {layer.key: self._hook_activations[layer.key] for layer in layers}
 
     def decoder_rows(self, layer: Layer) -> np.ndarray:
         """(n_features, d_model) decoder directions of the layer's SAE."""
