@@ -1,7 +1,8 @@
 """Where a run's heavy steps execute: ``engine: local`` (this process, the default) or another registered engine.
 
 An engine is three functions with the signatures of the local ones: ``match_features``, ``permutation_test`` and
-``extract_activations``; it returns the same objects with the same numbers, so recipe fingerprints ignore it.
+``extract_activations`` (and optionally ``permutation_tests``, several metrics at once); it returns the same objects
+with the same numbers, so recipe fingerprints ignore it.
 Engines above the pipeline register themselves here (``featgeom_tda.distributed`` registers ``ray`` when it is
 imported; the ``featgeom`` command imports it for a recipe that asks for it).
 """
@@ -22,14 +23,23 @@ class Engine:
     match_features: Callable[..., Any]
     permutation_test: Callable[..., Any]
     extract_activations: Callable[..., Any]
+    # several metrics' nulls on the same rows at once (``permutation_tests``); None: one permutation_test each
+    permutation_tests: Callable[..., Any] | None = None
+
+    def nulls(self, metrics: dict[str, dict[str, Any]], X: Any, Y: Any, *, n_permutations: int, seed: int) -> dict:
+        """metric name -> PermutationResult of each of ``metrics`` (name -> options) on the rows of X and Y."""
+        if self.permutation_tests is not None:
+            return self.permutation_tests(metrics, X, Y, n_permutations=n_permutations, seed=seed)
+        return {name: self.permutation_test(name, X, Y, n_permutations=n_permutations, seed=seed, **options)
+                for name, options in metrics.items()}
 
 
 def local_engine() -> Engine:
-    from featgeom_tda.analyses.geometry import permutation_test
+    from featgeom_tda.analyses.geometry import permutation_test, permutation_tests
     from featgeom_tda.analyses.matching import match_features
     from featgeom_tda.extraction.activations import extract_activations
 
-    return Engine("local", match_features, permutation_test, extract_activations)
+    return Engine("local", match_features, permutation_test, extract_activations, permutation_tests)
 
 
 _FACTORIES: dict[str, Callable[[Any], Engine]] = {}

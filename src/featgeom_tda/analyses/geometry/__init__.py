@@ -13,7 +13,9 @@ from featgeom_tda.analyses.geometry.baselines import (
     SubsetBaselineResult,
     check_metric_options,
     permutation_test,
+    permutation_tests,
     random_subset_baseline,
+    random_subset_baselines,
     resolve_metric,
 )
 from featgeom_tda.analyses.geometry.pwcca import PWCCAResult, pwcca, pwcca_result
@@ -59,6 +61,7 @@ __all__ = [
     "linear_cka",
     "mutual_knn",
     "permutation_test",
+    "permutation_tests",
     "principal_angle_cosines",
     "principal_angle_similarity",
     "procrustes",
@@ -66,6 +69,7 @@ __all__ = [
     "pwcca_result",
     "random_spectrum",
     "random_subset_baseline",
+    "random_subset_baselines",
     "resolve_metric",
     "rsa",
     "spectrum",

@@ -58,6 +58,8 @@ __all__ = [
     "prepare_permutation_test",
     "PreparedPermutationTest",
     "random_subset_baseline",
+    "permutation_tests",
+    "random_subset_baselines",
     "METRIC_NAMES",
     "METRIC_LABELS",
     "MAX_NULL_BYTES",
@@ -616,3 +618,96 @@ def random_subset_baseline(
         p_value=None if observed is None else _p_value(observed, scores),
         options=dict(metric_kwargs),
     )
+
+
+def _joint_cca(metrics: dict[str, dict[str, Any]]) -> bool:
+    """SVCCA and PWCCA both asked for, with the same kept components: one CCA serves both."""
+    return "svcca" in metrics and "pwcca" in metrics and pw.shares_svcca_bases(metrics["svcca"], metrics["pwcca"])
+
+
+def _named(metrics: Any, where: str) -> dict[str, dict[str, Any]]:
+    if not isinstance(metrics, dict) or not metrics:
+        raise ValueError(f"{where} must map metric names to their options, e.g. {{'cka': {{}}}}; got {metrics!r}")
+    out = {}
+    for name, options in metrics.items():
+        spec = _resolve(name)
+        if spec.fast is None or not isinstance(options, dict):
+            raise ValueError(f"{where}: {name!r} must be a named metric with a dict of options")
+        out[spec.name] = dict(options)
+    return out
+
+
+def permutation_tests(
+    metrics: dict[str, dict[str, Any]], X: Any, Y: Any, /, *, n_permutations: int = 1000, seed: int = 0,
+) -> dict[str, PermutationResult]:
+    """:func:`permutation_test` of several named metrics on the same rows: the same permutations (one stream from
+    ``seed``, as each separate call draws) and the same results to float rounding, in less time: the permutations
+    are drawn once, and SVCCA and PWCCA with the same kept components share one SVD per permutation.
+
+    Args:
+        metrics: metric name -> its options, e.g. ``{"svcca": {"variance": 0.99}, "cka": {}}``.
+        X, Y, n_permutations, seed: as in :func:`permutation_test`.
+    Returns:
+        metric name -> :class:`PermutationResult`, in the order of ``metrics``.
+    """
+    metrics = _named(metrics, "metrics")
+    tests = {name: prepare_permutation_test(name, X, Y, n_permutations=n_permutations, seed=seed, **opts)
+             for name, opts in metrics.items()}
+    scorers: dict[str, Scorer] = {}
+    joint = None
+    if _joint_cca(metrics):
+        t = tests["pwcca"]
+        joint = pw._fast_pwcca_and_svcca(t.X, t.Y, **metrics["pwcca"])
+    for name, t in tests.items():
+        if joint is None or name not in ("svcca", "pwcca"):
+            scorers[name] = t.spec.fast(t.X, t.Y, **metrics[name])
+    first = next(iter(tests.values()))
+    rng = np.random.default_rng(first.seed)
+    nulls = {name: np.empty(first.n_permutations, dtype=np.float64) for name in tests}
+    for i in range(first.n_permutations):
+        perm = rng.permutation(first.X.shape[0])
+        for name, score in scorers.items():
+            nulls[name][i] = score(perm)
+        if joint is not None:
+            nulls["pwcca"][i], nulls["svcca"][i] = joint(perm)
+    return {name: tests[name].result(nulls[name]) for name in tests}
+
+
+def random_subset_baselines(
+    metrics: dict[str, dict[str, Any]], X_full: Any, Y_full: Any, n: int | tuple[int, int], /, *, n_draws: int = 100,
+    seed: int = 0,
+) -> dict[str, SubsetBaselineResult]:
+    """:func:`random_subset_baseline` of several named metrics: the same draws (one stream from ``seed``, as each
+    separate call draws) and the same scores to float rounding, with SVCCA and PWCCA of the same kept components
+    from one CCA per draw. Returns metric name -> :class:`SubsetBaselineResult`, in the order of ``metrics``."""
+    metrics = _named(metrics, "metrics")
+    n_draws = check_positive_int(n_draws, "n_draws")
+    _check_null_memory(n_draws, "n_draws")
+    seed = _check_seed(seed)
+    for name, opts in metrics.items():
+        _check_options(_resolve(name), opts)
+    Xa = as_float_matrix(X_full, "X_full")
+    Ya = as_float_matrix(Y_full, "Y_full")
+    nx, ny = _subset_sizes(n, False)
+    for name, size, rows in (("X_full", nx, Xa.shape[0]), ("Y_full", ny, Ya.shape[0])):
+        if size > rows:
+            raise ValueError(f"n={size} exceeds the {rows} rows of {name}; draw at most {rows}")
+    joint = _joint_cca(metrics)
+    rng = np.random.default_rng(seed)
+    scores = {name: np.empty(n_draws, dtype=np.float64) for name in metrics}
+    for i in range(n_draws):
+        rows_x = rng.choice(Xa.shape[0], size=nx, replace=False)
+        rows_y = rng.choice(Ya.shape[0], size=ny, replace=False)
+        Xs, Ys = Xa[rows_x], Ya[rows_y]
+        for name, opts in metrics.items():
+            if joint and name in ("svcca", "pwcca"):
+                continue
+            scores[name][i] = float(_resolve(name).func(Xs, Ys, **opts))
+        if joint:
+            scores["pwcca"][i], scores["svcca"][i] = pw.pwcca_and_svcca(Xs, Ys, **metrics["pwcca"])
+    return {
+        name: SubsetBaselineResult(metric=name, scores=v, mean=float(v.mean()), std=float(v.std()), n=(nx, ny),
+                                   n_draws=n_draws, seed=seed, paired=False, observed=None, p_value=None,
+                                   options=dict(metrics[name]))
+        for name, v in scores.items()
+    }

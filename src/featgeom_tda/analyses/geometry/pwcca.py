@@ -320,3 +320,41 @@ def _fast_pwcca(
         return _score(rho, wx, wy, side)[0]
 
     return score
+
+
+def shares_svcca_bases(svcca_options: dict[str, Any], pwcca_options: dict[str, Any]) -> bool:
+    """Whether SVCCA with ``svcca_options`` keeps the same components as PWCCA with ``pwcca_options`` (the same
+    variance, n_components and max_components), so that one CCA of the kept bases gives both scores."""
+    keys = {"variance": 0.99, "n_components": None, "max_components": sim.AUTO_MAX_COMPONENTS}
+
+    def norm(opts: dict[str, Any]) -> tuple[Any, ...]:
+        nc = opts.get("n_components", None)
+        return (float(opts.get("variance", keys["variance"])), None if nc is None else sim._check_n_components(nc),
+                opts.get("max_components", keys["max_components"]))
+
+    return norm(svcca_options) == norm(pwcca_options)
+
+
+def pwcca_and_svcca(X: np.ndarray, Y: np.ndarray, **pwcca_options: Any) -> tuple[float, float]:
+    """(PWCCA, SVCCA) of the same kept components from one CCA (SVCCA is the unweighted mean of its correlations)."""
+    res = pwcca_result(X, Y, **pwcca_options)
+    return res.score, res.mean_cca
+
+
+def _fast_pwcca_and_svcca(X: np.ndarray, Y: np.ndarray, **pwcca_options: Any) -> Any:
+    """Permutation scorer of both: ``score(perm) -> (PWCCA, SVCCA)`` from one SVD of ``Q_x^T Q_y[perm]``."""
+    options = dict(pwcca_options)
+    parts = _pwcca_parts(
+        X, Y, check_fraction(options.get("variance", 0.99), "variance"),
+        sim._check_n_components(options.get("n_components")),
+        sim._check_max_components(options.get("max_components", sim.AUTO_MAX_COMPONENTS)),
+        _check_weight_basis(options.get("weight_basis", "components")),
+    )
+    side = _check_side(options.get("side", "x"))
+    Qx, Qy, Zx, Zy = parts.Qx, parts.Qy, parts.Zx, parts.Zy
+
+    def score(perm: np.ndarray) -> tuple[float, float]:
+        rho, wx, wy = _cca(Qx, Qy[perm], Zx, Zy)
+        return _score(rho, wx, wy, side)[0], float(rho.mean())
+
+    return score

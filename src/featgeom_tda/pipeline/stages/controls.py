@@ -106,12 +106,10 @@ def _residual_row(ctx: RunContext, a: Layer, b: Layer, raw: _RawUnitsPerLayer, m
                           skipped="the rows are aligned units of two tokenizers; residual activations are per token")
     X = raw.get("residual", a).activations.astype(np.float64)
     Y = raw.get("residual", b).activations.astype(np.float64)
-    scores = {}
-    for metric in ACTIVATION_METRICS:
-        try:
-            scores[metric] = _score(metric, X, Y, ctx, metric_options(metric, ctx.recipe.geometry))
-        except ValueError as exc:
-            return ControlRow(a=a.key, b=b.key, kind=kind, n_pairs=0, skipped=str(exc))
+    try:
+        scores = _scores(ACTIVATION_METRICS, X, Y, ctx, metric_options)
+    except ValueError as exc:
+        return ControlRow(a=a.key, b=b.key, kind=kind, n_pairs=0, skipped=str(exc))
     return ControlRow(a=a.key, b=b.key, kind=kind, n_pairs=min(X.shape[1], Y.shape[1]), n_rows=int(X.shape[0]),
                       metrics=scores)
 
@@ -121,10 +119,12 @@ def _docs_for(dataset: Any, n_tokens: int) -> int:
     return int(max(1, np.searchsorted(counts, n_tokens, side="right")))
 
 
-def _score(metric: str, X: np.ndarray, Y: np.ndarray, ctx: RunContext, options: dict[str, Any]) -> MetricScore:
-    res = ctx.engine.permutation_test(metric, X, Y, n_permutations=ctx.recipe.geometry.n_permutations, seed=ctx.recipe.seed,
-                           **options)
-    return MetricScore(score=res.score, null_mean=res.null_mean, null_std=res.null_std, p_value=res.p_value)
+def _scores(metrics: Any, X: np.ndarray, Y: np.ndarray, ctx: RunContext, metric_options: Any) -> dict[str, MetricScore]:
+    """Each of ``metrics`` on the paired rows of X and Y beside its permutation null (one call for all of them)."""
+    options = {metric: metric_options(metric, ctx.recipe.geometry) for metric in metrics}
+    nulls = ctx.engine.nulls(options, X, Y, n_permutations=ctx.recipe.geometry.n_permutations, seed=ctx.recipe.seed)
+    return {metric: MetricScore(score=r.score, null_mean=r.null_mean, null_std=r.null_std, p_value=r.p_value)
+            for metric, r in nulls.items()}
 
 
 def _activation_row(ctx: RunContext, a: Layer, b: Layer, n_rows: int, metric_options: Any) -> ControlRow:
@@ -137,12 +137,10 @@ def _activation_row(ctx: RunContext, a: Layer, b: Layer, n_rows: int, metric_opt
     Y = acts[b.key].matrix[:n_rows][:, m.index_b].toarray().astype(np.float64)
     live = X.any(axis=1) & Y.any(axis=1)  # tokens where a matched feature fires on both sides (else no direction)
     X, Y, n_rows = X[live], Y[live], int(live.sum())
-    scores = {}
-    for metric in ACTIVATION_METRICS:
-        try:
-            scores[metric] = _score(metric, X, Y, ctx, metric_options(metric, ctx.recipe.geometry))
-        except ValueError as exc:  # e.g. a matched column that never fires on these rows
-            return ControlRow(a=a.key, b=b.key, kind=kind, n_pairs=len(m), skipped=str(exc))
+    try:
+        scores = _scores(ACTIVATION_METRICS, X, Y, ctx, metric_options)
+    except ValueError as exc:  # e.g. a matched column that never fires on these rows
+        return ControlRow(a=a.key, b=b.key, kind=kind, n_pairs=len(m), skipped=str(exc))
     return ControlRow(a=a.key, b=b.key, kind=kind, n_pairs=len(m), n_rows=n_rows,
                       mean_correlation=float(np.mean(m.correlation)), metrics=scores)
 
@@ -166,8 +164,7 @@ def _neuron_rows(ctx: RunContext, a: Layer, b: Layer, raw: _RawUnitsPerLayer, me
     if len(m) < MIN_PAIRS:
         return [ControlRow(a=a.key, b=b.key, kind=kind, n_pairs=len(m), skipped=f"fewer than {MIN_PAIRS} matched neurons")]
     X, Y = units_a.weights.weights[m.index_a], units_b.weights.weights[m.index_b]
-    scores = {metric: _score(metric, X, Y, ctx, metric_options(metric, ctx.recipe.geometry))
-              for metric in ctx.recipe.geometry.metrics}
+    scores = _scores(ctx.recipe.geometry.metrics, X, Y, ctx, metric_options)
     return [ControlRow(a=a.key, b=b.key, kind=kind, n_pairs=len(m), n_rows=int(units_a.activations.shape[0]),
                        mean_correlation=float(np.mean(m.correlation)), metrics=scores)]
 

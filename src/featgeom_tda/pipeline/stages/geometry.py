@@ -56,24 +56,24 @@ def metric_options(metric: str, spec: GeometrySpec) -> dict[str, Any]:
 def decoder_scores(ctx: RunContext, wa: np.ndarray, wb: np.ndarray, m: Any) -> dict[str, MetricScore]:
     """Each recipe metric of the matched decoder rows ``wa[m.index_a]``, ``wb[m.index_b]`` with its random-pairing
     permutation null and the random-subset baseline (the grid's scores; the random-model control reuses them)."""
-    from featgeom_tda.analyses.geometry import random_subset_baseline
+    from featgeom_tda.analyses.geometry import random_subset_baselines
 
     spec, seed = ctx.recipe.geometry, ctx.recipe.seed
     X, Y = wa[m.index_a], wb[m.index_b]
-    scores, seconds = {}, {}
-    for metric in spec.metrics:
-        kwargs = metric_options(metric, spec)
-        start = time.perf_counter()
-        res = ctx.engine.permutation_test(metric, X, Y, n_permutations=spec.n_permutations, seed=seed, **kwargs)
-        middle = time.perf_counter()
-        sub = random_subset_baseline(metric, wa, wb, len(m), n_draws=spec.n_subset_draws, seed=seed, **kwargs)
-        seconds[metric] = (middle - start, time.perf_counter() - middle)
-        scores[metric] = MetricScore(
+    options = {metric: metric_options(metric, spec) for metric in spec.metrics}
+    start = time.perf_counter()
+    nulls = ctx.engine.nulls(options, X, Y, n_permutations=spec.n_permutations, seed=seed)
+    middle = time.perf_counter()
+    subsets = random_subset_baselines(options, wa, wb, len(m), n_draws=spec.n_subset_draws, seed=seed)
+    seconds = (middle - start, time.perf_counter() - middle)
+    scores = {
+        metric: MetricScore(
             score=res.score, null_mean=res.null_mean, null_std=res.null_std, p_value=res.p_value,
-            subset_mean=float(np.mean(sub.scores)), subset_std=float(np.std(sub.scores)),
+            subset_mean=float(np.mean(subsets[metric].scores)), subset_std=float(np.std(subsets[metric].scores)),
         )
-    log.info("%d pairs, seconds (null, subsets): %s", len(m),
-             ", ".join(f"{k} {p:.1f}/{q:.1f}" for k, (p, q) in seconds.items()))
+        for metric, res in nulls.items()
+    }
+    log.info("%d pairs: nulls %.1f s, subsets %.1f s", len(m), *seconds)
     return scores
 
 
