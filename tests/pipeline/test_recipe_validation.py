@@ -45,6 +45,7 @@ BROKEN = [
     (("geometry", "random_model_seeds"), [-1], r"geometry\.random_model_seeds must list distinct integers >= 0"),
     (("splitting", "width_multiples"), [8, 4], r"splitting\.width_multiples must be strictly ascending"),
     (("splitting", "min_cosine"), 2, r"splitting\.min_cosine must be"),
+    (("steering", "steer"), "c", r"steering\.steer: must be one of 'a', 'b'"),
     (("topology", "n_cubes"), 0, r"topology\.n_cubes must be >= 1, got 0"),
     (("topology", "overlap"), 0, r"topology\.overlap must be in \(0, 1\), got 0\.0"),
     (("topology", "overlap"), 1.0, r"topology\.overlap must be in \(0, 1\), got 1\.0"),

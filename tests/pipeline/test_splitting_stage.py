@@ -193,3 +193,21 @@ def test_hook_activations_are_read_once_per_run(run, monkeypatch):
     assert ctx.hook_activations([a])[a.key] is first
     with pytest.raises(AssertionError, match="ran the model again"):
         ctx.hook_activations([a, b])  # B's hook was never read
+
+
+def test_steering_can_steer_the_main_pairs_second_layer(run):
+    """steering.steer = "b": the second layer of the main pair is steered with its own feature, the first gets the
+    partner; the notes say so (shares this module's small run)."""
+    import dataclasses
+
+    from featgeom_tda.pipeline.stages import steering
+
+    ctx, _ = run
+    a, b = main_pair(ctx.recipe)
+    recipe = dataclasses.replace(ctx.recipe, steering=dataclasses.replace(ctx.recipe.steering, steer="b", tasks=["pronoun"]))
+    swapped = RunContext(recipe, ctx.out_dir)
+    r = steering.run(swapped)
+    assert any("steering.steer is 'b'" in n and b.label in n for n in r.notes)
+    for task in r.tasks:
+        assert 0 <= task.feature_a < ctx.activations()[b.key].n_features
+        assert 0 <= task.feature_b < ctx.activations()[a.key].n_features

@@ -277,6 +277,7 @@ class SteeringSpec:
     unrelated_prompt_tokens: int = 16
     n_candidates: int = 8  # features by logit attribution that are tried by steering before one is kept
     n_changed_features: int = 12  # SAE features shown in the before/after figure
+    steer: Literal["a", "b"] = "a"  # which layer of the main pair is steered with its own feature (the other: partner)
 
     def __post_init__(self) -> None:
         if not self.alphas:

@@ -677,9 +677,9 @@ def random_subset_baselines(
     metrics: dict[str, dict[str, Any]], X_full: Any, Y_full: Any, n: int | tuple[int, int], /, *, n_draws: int = 100,
     seed: int = 0,
 ) -> dict[str, SubsetBaselineResult]:
-    """:func:`random_subset_baseline` of several named metrics: the same draws (one stream from ``seed``, as each
-    separate call draws) and the same scores to float rounding, with SVCCA and PWCCA of the same kept components
-    from one CCA per draw. Returns metric name -> :class:`SubsetBaselineResult`, in the order of ``metrics``."""
+    """:func:`random_subset_baseline` of several named metrics, each draw scored by every metric: the same draws
+    (one stream from ``seed``, as each separate call draws) and the same scores. Returns metric name ->
+    :class:`SubsetBaselineResult`, in the order of ``metrics``."""
     metrics = _named(metrics, "metrics")
     n_draws = check_positive_int(n_draws, "n_draws")
     _check_null_memory(n_draws, "n_draws")
@@ -692,7 +692,6 @@ def random_subset_baselines(
     for name, size, rows in (("X_full", nx, Xa.shape[0]), ("Y_full", ny, Ya.shape[0])):
         if size > rows:
             raise ValueError(f"n={size} exceeds the {rows} rows of {name}; draw at most {rows}")
-    joint = _joint_cca(metrics)
     rng = np.random.default_rng(seed)
     scores = {name: np.empty(n_draws, dtype=np.float64) for name in metrics}
     for i in range(n_draws):
@@ -700,11 +699,7 @@ def random_subset_baselines(
         rows_y = rng.choice(Ya.shape[0], size=ny, replace=False)
         Xs, Ys = Xa[rows_x], Ya[rows_y]
         for name, opts in metrics.items():
-            if joint and name in ("svcca", "pwcca"):
-                continue
             scores[name][i] = float(_resolve(name).func(Xs, Ys, **opts))
-        if joint:
-            scores["pwcca"][i], scores["svcca"][i] = pw.pwcca_and_svcca(Xs, Ys, **metrics["pwcca"])
     return {
         name: SubsetBaselineResult(metric=name, scores=v, mean=float(v.mean()), std=float(v.std()), n=(nx, ny),
                                    n_draws=n_draws, seed=seed, paired=False, observed=None, p_value=None,

@@ -335,12 +335,6 @@ def shares_svcca_bases(svcca_options: dict[str, Any], pwcca_options: dict[str, A
     return norm(svcca_options) == norm(pwcca_options)
 
 
-def pwcca_and_svcca(X: np.ndarray, Y: np.ndarray, **pwcca_options: Any) -> tuple[float, float]:
-    """(PWCCA, SVCCA) of the same kept components from one CCA (SVCCA is the unweighted mean of its correlations)."""
-    res = pwcca_result(X, Y, **pwcca_options)
-    return res.score, res.mean_cca
-
-
 def _fast_pwcca_and_svcca(X: np.ndarray, Y: np.ndarray, **pwcca_options: Any) -> Any:
     """Permutation scorer of both: ``score(perm) -> (PWCCA, SVCCA)`` from one SVD of ``Q_x^T Q_y[perm]``."""
     options = dict(pwcca_options)

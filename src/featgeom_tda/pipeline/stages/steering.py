@@ -20,11 +20,16 @@ def run(ctx: RunContext) -> SteeringResult:
     from featgeom_tda.analyses.matching import top_correlations
 
     a, b = main_pair(ctx.recipe)
+    if spec.steer == "b":  # the recipe steers the main pair's second layer with its feature, the first with the partner
+        a, b = b, a
     acts = ctx.activations()
     # B's partner of an A feature: its most correlated B feature over the compared tokens (many-to-one)
     partners = top_correlations(acts[a.key], acts[b.key], k=1)
     unrelated = {layer.model: _unrelated_prompts(ctx, layer.model) for layer in (a, b)}
     result = SteeringResult()
+    if spec.steer == "b":
+        result.notes.append(f"steering.steer is 'b': {a.label} is steered with its own feature, {b.label} with its "
+                            "partner (columns A / B below in that order)")
     for name in spec.tasks:
         _run_task(ctx, name, a, b, partners, unrelated, result)
     return result
@@ -74,8 +79,8 @@ def _run_task(ctx: RunContext, name: str, a: Layer, b: Layer, partners: Any, unr
             result.notes.append(f"{name} (model B): {exc}; all prompts kept")
     norm_a = mean_activation_norm(model_a, a.hook, task.prompt_tokens)
     live = ~partners.dead_a & (partners.indices[:, 0] >= 0)
-    feature = best_live_feature(model_a, a.hook, sae_a, task, live=live, alpha=float(max(spec.alphas)) * norm_a,
-                                n_verify=spec.n_candidates)
+    feature = best_live_feature(model_a, a.hook, sae_a, task, live=live,
+                                alphas=[float(x) * norm_a for x in spec.alphas if x > 0], n_verify=spec.n_candidates)
     partner, corr = int(partners.indices[feature, 0]), float(partners.values[feature, 0])
     if partner < 0:
         result.notes.append(f"{name}: feature {feature} of A is dead on the compared tokens; no partner in B")
@@ -118,16 +123,22 @@ def _task_figures(ctx: RunContext, name: str, task: Any, a: Layer, feature: int,
     result.figures[f"{name}: SAE features most changed by steering (model A, one prompt)"] = str(change_png)
 
 
-def best_live_feature(model: Any, hook: str, sae: Any, task: Any, *, live: np.ndarray, alpha: float, n_verify: int = 8) -> int:
+def best_live_feature(model: Any, hook: str, sae: Any, task: Any, *, live: np.ndarray, alphas: Any,
+                      n_verify: int = 8) -> int:
     """Among features that fire on the compared tokens (so they have a partner), the one whose decoder
     direction best promotes the desired token: rank by direct logit attribution, then keep the candidate with
-    the highest steering success at ``alpha`` (ties: the higher logit score)."""
+    the highest steering success at its best alpha of ``alphas`` (a real model's late layers flip to the desired
+    token at a small alpha and break at a large one; ties: the higher logit score)."""
     from featgeom_tda.analyses.steering import decoder_direction, logit_scores, steer, success_rate
 
+    alphas = [float(x) for x in np.atleast_1d(alphas)]
+    if not alphas:
+        raise ValueError("alphas must hold at least one positive steering strength")
     scores = np.where(live, logit_scores(model, sae, task), -np.inf)
     candidates = [int(f) for f in np.argsort(-scores, kind="stable")[:n_verify] if np.isfinite(scores[f])]
     if not candidates:
         raise ValueError("no live SAE feature to steer with: every feature is dead on the compared tokens")
-    rates = [success_rate(model, task, lambda f=f: steer(model, hook, decoder_direction(sae, f), alpha=alpha))
+    rates = [max(success_rate(model, task, lambda f=f, x=x: steer(model, hook, decoder_direction(sae, f), alpha=x))
+                 for x in alphas)
              for f in candidates]
     return candidates[int(np.argmax(rates))]
