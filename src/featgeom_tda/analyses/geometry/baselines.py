@@ -536,6 +536,29 @@ def prepare_permutation_test(
     )
 
 
+def _subset_inputs(X_full: Any, Y_full: Any, n: Any, paired: bool) -> tuple[np.ndarray, np.ndarray, int, int]:
+    """The checked float64 inputs of a random-subset baseline and its subset sizes (n_x, n_y)."""
+    Xa = as_float_matrix(X_full, "X_full")
+    Ya = as_float_matrix(Y_full, "Y_full")
+    nx, ny = _subset_sizes(n, paired)
+    if paired:
+        check_same_rows(Xa, "X_full", Ya, "Y_full", what="paired subsets")
+    for name, size, rows in (("X_full", nx, Xa.shape[0]), ("Y_full", ny, Ya.shape[0])):
+        if size > rows:
+            raise ValueError(f"n={size} exceeds the {rows} rows of {name}; draw at most {rows}")
+    return Xa, Ya, nx, ny
+
+
+def _subset_draws(Xa: np.ndarray, Ya: np.ndarray, nx: int, ny: int, n_draws: int, seed: int,
+                  paired: bool) -> Any:
+    """The ``n_draws`` subsets (X rows, Y rows) of ``np.random.default_rng(seed)``, in order."""
+    rng = np.random.default_rng(seed)
+    for _ in range(n_draws):
+        rows_x = rng.choice(Xa.shape[0], size=nx, replace=False)
+        rows_y = rows_x if paired else rng.choice(Ya.shape[0], size=ny, replace=False)
+        yield Xa[rows_x], Ya[rows_y]
+
+
 def _subset_sizes(n: Any, paired: bool) -> tuple[int, int]:
     if isinstance(n, (tuple, list)):
         if len(n) != 2:
@@ -587,23 +610,14 @@ def random_subset_baseline(
     _check_null_memory(n_draws, "n_draws")
     seed = _check_seed(seed)
     _check_options(spec, metric_kwargs)
-    Xa = as_float_matrix(X_full, "X_full")
-    Ya = as_float_matrix(Y_full, "Y_full")
-    nx, ny = _subset_sizes(n, paired)
-    if paired:
-        check_same_rows(Xa, "X_full", Ya, "Y_full", what="paired subsets")
-    for name, size, rows in (("X_full", nx, Xa.shape[0]), ("Y_full", ny, Ya.shape[0])):
-        if size > rows:
-            raise ValueError(f"n={size} exceeds the {rows} rows of {name}; draw at most {rows}")
+    Xa, Ya, nx, ny = _subset_inputs(X_full, Y_full, n, paired)
     if observed is not None:
         observed = float(observed)
 
-    rng = np.random.default_rng(seed)
     scores = np.empty(n_draws, dtype=np.float64)
-    for i in _progress(range(n_draws), progress, f"{spec.name} random subsets"):
-        rows_x = rng.choice(Xa.shape[0], size=nx, replace=False)
-        rows_y = rows_x if paired else rng.choice(Ya.shape[0], size=ny, replace=False)
-        scores[i] = float(spec.func(Xa[rows_x], Ya[rows_y], **metric_kwargs))
+    draws = _subset_draws(Xa, Ya, nx, ny, n_draws, seed, paired)
+    for i, (Xs, Ys) in enumerate(_progress(draws, progress, f"{spec.name} random subsets")):
+        scores[i] = float(spec.func(Xs, Ys, **metric_kwargs))
 
     return SubsetBaselineResult(
         metric=spec.name,
@@ -686,18 +700,9 @@ def random_subset_baselines(
     seed = _check_seed(seed)
     for name, opts in metrics.items():
         _check_options(_resolve(name), opts)
-    Xa = as_float_matrix(X_full, "X_full")
-    Ya = as_float_matrix(Y_full, "Y_full")
-    nx, ny = _subset_sizes(n, False)
-    for name, size, rows in (("X_full", nx, Xa.shape[0]), ("Y_full", ny, Ya.shape[0])):
-        if size > rows:
-            raise ValueError(f"n={size} exceeds the {rows} rows of {name}; draw at most {rows}")
-    rng = np.random.default_rng(seed)
+    Xa, Ya, nx, ny = _subset_inputs(X_full, Y_full, n, False)
     scores = {name: np.empty(n_draws, dtype=np.float64) for name in metrics}
-    for i in range(n_draws):
-        rows_x = rng.choice(Xa.shape[0], size=nx, replace=False)
-        rows_y = rng.choice(Ya.shape[0], size=ny, replace=False)
-        Xs, Ys = Xa[rows_x], Ya[rows_y]
+    for i, (Xs, Ys) in enumerate(_subset_draws(Xa, Ya, nx, ny, n_draws, seed, False)):
         for name, opts in metrics.items():
             scores[name][i] = float(_resolve(name).func(Xs, Ys, **opts))
     return {

@@ -302,49 +302,35 @@ def _observe_pwcca(X: np.ndarray, Y: np.ndarray, **options: Any) -> tuple[float,
     return res.score, res.summary()
 
 
-def _fast_pwcca(
-    X: np.ndarray, Y: np.ndarray, *, variance: float = 0.99, n_components: Any = None,
-    max_components: Any = sim.AUTO_MAX_COMPONENTS, side: str = "x", weight_basis: str = "components",
-) -> Any:
+def _fast_pwcca(X: np.ndarray, Y: np.ndarray, **options: Any) -> Any:
     """Permutation scorer: a row permutation of Y permutes the rows of its kept basis and changes neither its
     singular values, its right singular vectors nor the kept counts, so only ``Q_x^T Q_y[perm]`` is redone."""
-    parts = _pwcca_parts(
-        X, Y, check_fraction(variance, "variance"), sim._check_n_components(n_components),
-        sim._check_max_components(max_components), _check_weight_basis(weight_basis),
-    )
-    side = _check_side(side)
-    Qx, Qy, Zx, Zy = parts.Qx, parts.Qy, parts.Zx, parts.Zy
-
-    def score(perm: np.ndarray) -> float:
-        rho, wx, wy = _cca(Qx, Qy[perm], Zx, Zy)
-        return _score(rho, wx, wy, side)[0]
-
-    return score
+    both = _fast_pwcca_and_svcca(X, Y, **options)
+    return lambda perm: both(perm)[0]
 
 
 def shares_svcca_bases(svcca_options: dict[str, Any], pwcca_options: dict[str, Any]) -> bool:
     """Whether SVCCA with ``svcca_options`` keeps the same components as PWCCA with ``pwcca_options`` (the same
     variance, n_components and max_components), so that one CCA of the kept bases gives both scores."""
-    keys = {"variance": 0.99, "n_components": None, "max_components": sim.AUTO_MAX_COMPONENTS}
 
-    def norm(opts: dict[str, Any]) -> tuple[Any, ...]:
-        nc = opts.get("n_components", None)
-        return (float(opts.get("variance", keys["variance"])), None if nc is None else sim._check_n_components(nc),
-                opts.get("max_components", keys["max_components"]))
+    def rule(opts: dict[str, Any]) -> tuple[Any, ...]:
+        nc = opts.get("n_components")
+        return (float(opts.get("variance", 0.99)), None if nc is None else sim._check_n_components(nc),
+                opts.get("max_components", sim.AUTO_MAX_COMPONENTS))
 
-    return norm(svcca_options) == norm(pwcca_options)
+    return rule(svcca_options) == rule(pwcca_options)
 
 
-def _fast_pwcca_and_svcca(X: np.ndarray, Y: np.ndarray, **pwcca_options: Any) -> Any:
+def _fast_pwcca_and_svcca(
+    X: np.ndarray, Y: np.ndarray, *, variance: float = 0.99, n_components: Any = None,
+    max_components: Any = sim.AUTO_MAX_COMPONENTS, side: str = "x", weight_basis: str = "components",
+) -> Any:
     """Permutation scorer of both: ``score(perm) -> (PWCCA, SVCCA)`` from one SVD of ``Q_x^T Q_y[perm]``."""
-    options = dict(pwcca_options)
     parts = _pwcca_parts(
-        X, Y, check_fraction(options.get("variance", 0.99), "variance"),
-        sim._check_n_components(options.get("n_components")),
-        sim._check_max_components(options.get("max_components", sim.AUTO_MAX_COMPONENTS)),
-        _check_weight_basis(options.get("weight_basis", "components")),
+        X, Y, check_fraction(variance, "variance"), sim._check_n_components(n_components),
+        sim._check_max_components(max_components), _check_weight_basis(weight_basis),
     )
-    side = _check_side(options.get("side", "x"))
+    side = _check_side(side)
     Qx, Qy, Zx, Zy = parts.Qx, parts.Qy, parts.Zx, parts.Zy
 
     def score(perm: np.ndarray) -> tuple[float, float]:

@@ -20,16 +20,15 @@ def run(ctx: RunContext) -> SteeringResult:
     from featgeom_tda.analyses.matching import top_correlations
 
     a, b = main_pair(ctx.recipe)
-    if spec.steer == "b":  # the recipe steers the main pair's second layer with its feature, the first with the partner
+    result = SteeringResult()
+    if spec.steer == "b":  # the main pair's second layer is steered with its own feature, the first with the partner
         a, b = b, a
+        result.notes.append(f"steering.steer is 'b': {a.label} is steered with its own feature, {b.label} with its "
+                            "partner (columns A / B below in that order)")
     acts = ctx.activations()
     # B's partner of an A feature: its most correlated B feature over the compared tokens (many-to-one)
     partners = top_correlations(acts[a.key], acts[b.key], k=1)
     unrelated = {layer.model: _unrelated_prompts(ctx, layer.model) for layer in (a, b)}
-    result = SteeringResult()
-    if spec.steer == "b":
-        result.notes.append(f"steering.steer is 'b': {a.label} is steered with its own feature, {b.label} with its "
-                            "partner (columns A / B below in that order)")
     for name in spec.tasks:
         _run_task(ctx, name, a, b, partners, unrelated, result)
     return result
