@@ -435,6 +435,7 @@ class CrosscoderResult(StageResult):
     width: int = 0
     k: int = 0
     n_tokens: int = 0
+    rows: str = "tokens"  # "tokens", or "aligned units" (tokenizers differ: each unit at its last token)
     training_steps: int = 0
     fvu: float | None = None  # over both models' normalised activations together
     l0: float | None = None

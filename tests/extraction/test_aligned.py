@@ -121,3 +121,50 @@ def test_unit_row_ids_name_the_same_units_in_both_stores(tmp_path, tiny_tokenize
     assert np.array_equal(ds.tokens[ds.row_mask()], got_a.token_ids)
     with pytest.raises(ValueError, match="row_ids"):
         extract_aligned_activations([a], [b], alignment, tmp_path / "v", row_ids="tokens", progress=False)
+
+
+@pytest.mark.parametrize("mode", ["last", "mean"])
+def test_aligned_hook_activations_reduce_each_units_tokens_in_the_stores_rows(tmp_path, tiny_tokenizer, tiny_model_1l,
+                                                                             tiny_sae_1l, subword_tokenizer, mode):
+    import torch
+
+    from featgeom_tda.extraction.aligned import aligned_hook_activations
+
+    model_b = make_tiny_model(subword_tokenizer, n_layers=1, d_model=16, n_heads=2, seed=7, name="b")
+    sae_b = make_tiny_sae(d_in=16, d_sae=24, hook_name=TINY_HOOK_1L, seed=8)
+    alignment = align_tokens(tiny_tokenizer, subword_tokenizer, TEXTS)
+    bos = (False, True)  # side A without BOS: its position-0 units are left out, as in the stores
+    raw = aligned_hook_activations(tiny_model_1l, [TINY_HOOK_1L], model_b, [TINY_HOOK_1L], alignment, reduce=mode,
+                                   batch_size=3, prepend_bos=bos, progress=False)
+    extract_aligned_activations([ActivationSource("a", tiny_model_1l, TINY_HOOK_1L, tiny_sae_1l)],
+                                [ActivationSource("b", model_b, TINY_HOOK_1L, sae_b)], alignment, tmp_path / "s",
+                                batch_size=3, progress=False, prepend_bos=bos)
+    store_b = load_activations(tmp_path / "s", "b")
+    xa, xb = raw["a"][TINY_HOOK_1L], raw["b"][TINY_HOOK_1L]
+    assert xa.shape == (store_b.n_tokens, 16) and xb.shape == (store_b.n_tokens, 16) and xb.dtype == np.float32
+    assert store_b.n_tokens < len(alignment)  # the units holding A's position 0 are gone on both sides
+    kept = np.flatnonzero(alignment.a_start >= 1)
+    assert np.array_equal(store_b.position, alignment.char_start[kept])
+    for side, model, toks, prefix in (("a", tiny_model_1l, alignment.tokens_a, []),
+                                      ("b", model_b, alignment.tokens_b, [subword_tokenizer.bos_token_id])):
+        expected = []
+        start, stop = (alignment.a_start, alignment.a_stop) if side == "a" else (alignment.b_start, alignment.b_stop)
+        for u in kept:  # by hand: each document alone, unpadded, float64 reduction
+            ids = [*prefix, *toks[alignment.doc[u]].tolist()]
+            with torch.no_grad():
+                _, cache = model.run_with_cache(torch.tensor([ids]), names_filter=TINY_HOOK_1L)
+            seg = cache[TINY_HOOK_1L][0].double().numpy()[len(prefix) + start[u]: len(prefix) + stop[u]]
+            expected.append(seg[-1] if mode == "last" else seg.mean(axis=0))
+        assert np.allclose(raw[side][TINY_HOOK_1L], np.array(expected), atol=1e-4)
+
+
+def test_aligned_hook_activations_refuse_max_and_bad_hooks(tiny_tokenizer, tiny_model_1l):
+    from featgeom_tda.extraction.aligned import aligned_hook_activations
+
+    alignment = align_tokens(tiny_tokenizer, tiny_tokenizer, TEXTS)
+    with pytest.raises(ValueError, match="reduce"):
+        aligned_hook_activations(tiny_model_1l, [TINY_HOOK_1L], tiny_model_1l, [TINY_HOOK_1L], alignment, reduce="max")
+    with pytest.raises(ValueError, match="both empty"):
+        aligned_hook_activations(tiny_model_1l, [], tiny_model_1l, [], alignment)
+    with pytest.raises(ValueError, match="hooks_b"):
+        aligned_hook_activations(tiny_model_1l, [TINY_HOOK_1L], tiny_model_1l, [3], alignment)

@@ -70,6 +70,7 @@ def run(tmp_path_factory, tiny_tokenizer, subword_tokenizer):
         "topology": {"n_landmarks": 40, "n_cubes": 4, "persistence": False},
         "interpretation": {"n_pairs": 3, "n_same_token_baseline": 10},
         "steering": {"enabled": True, "tasks": ["pronoun"], "alphas": [0.0, 4.0]},
+        "crosscoder": {"enabled": True, "width_multiple": 2, "k": 4, "training_tokens": 4000, "batch_size": 256},
         "cache_dir": str(tmp / "cache"), "output_dir": str(tmp / "out"), "batch_size": 8,
     })
     return recipe, run_recipe(recipe)
@@ -118,6 +119,32 @@ def test_matching_interpretation_and_report_read_units(run):
     assert "score" in interp.same_token or interp.same_token
     html = (pipe.out_dir / "report" / "report.html").read_text()
     assert "aligned units" in html
+
+
+def test_the_crosscoder_reads_both_models_on_the_aligned_units(run):
+    from featgeom_tda.extraction.aligned import aligned_hook_activations
+    from featgeom_tda.extraction.alignment import TokenAlignment
+    from featgeom_tda.pipeline.layers import main_pair
+
+    recipe, pipe = run
+    ctx = pipe.context
+    cc = pipe.results("crosscoder")
+    assert cc.skipped is None, cc.skipped
+    a, b = main_pair(recipe)
+    n_units = ctx.activations()[a.key].n_tokens
+    assert cc.rows == "aligned units" and cc.n_tokens == n_units
+    assert [m.d_model for m in cc.models] == [32, 32]
+    assert all(m.fvu is not None and 0.0 <= m.fvu < 1.0 for m in cc.models)  # better than the mean, never negative
+    assert sum(cc.class_counts.values()) == cc.width
+    # its rows: each unit at its last token in each model, the models run as their own tokenizers have them
+    raw = ctx.hook_activations([a, b])
+    alignment = TokenAlignment.load(ctx.alignment_dir)
+    again = aligned_hook_activations(ctx.sources.models[a.model], [a.hook], ctx.sources.models[b.model], [b.hook],
+                                     alignment, prepend_bos=(True, False), progress=False)
+    assert np.allclose(raw[a.key], again["a"][a.hook], atol=1e-5)
+    assert np.allclose(raw[b.key], again["b"][b.hook], atol=1e-5)
+    html = (pipe.out_dir / "report" / "report.html").read_text()
+    assert "units aligned across the two tokenizers" in html
 
 
 def test_per_token_analyses_say_why_they_do_not_run_on_units(run):

@@ -35,7 +35,7 @@ from featgeom_tda.extraction.encoding import encode_batch
 from featgeom_tda.extraction.source import ActivationSource, weights_fingerprint
 from featgeom_tda.sources.checkpoints import tokenizer_adds_bos
 
-__all__ = ["extract_aligned_activations", "aligned_units", "kept_units", "unit_vocabulary", "units_dataset"]
+__all__ = ["extract_aligned_activations", "aligned_hook_activations", "aligned_units", "kept_units", "unit_vocabulary", "units_dataset"]
 
 log = logging.getLogger(__name__)
 
@@ -167,7 +167,6 @@ def extract_aligned_activations(
     Returns:
         name -> finished :class:`ActivationStore`.
     """
-    import torch
     from tqdm.auto import tqdm
 
     if not isinstance(alignment, TokenAlignment):
@@ -187,24 +186,7 @@ def extract_aligned_activations(
     check_output_dir(out_dir, "out_dir")
     out = Path(out_dir)
 
-    bos = {}
-    tokens = {}
-    for side, srcs in sides.items():
-        tok = getattr(srcs[0].model, "tokenizer", None)
-        bos[side] = model_adds_bos(srcs[0].model) if prepend_bos is None else bool(prepend_bos["ab".index(side)])
-        if bos[side] and (tok is None or tok.bos_token_id is None):
-            raise ValueError(f"prepend_bos asks for a BOS on side {side.upper()}, but its model's tokenizer has none")
-        tokens[side] = _side_tokens(alignment, side, tok.bos_token_id if bos[side] else None)
-        longest = max((t.shape[0] for t in tokens[side]), default=0)
-        n_ctx = int(srcs[0].model.cfg.n_ctx)
-        if longest > n_ctx:
-            raise ValueError(
-                f"a document has {longest} tokens of model {side.upper()} but its n_ctx is {n_ctx}; split the "
-                "documents into shorter ones before aligning them"
-            )
-    keep = aligned_units(alignment, bos_a=bos["a"], bos_b=bos["b"])
-    if not keep.any():
-        raise ValueError("no unit of the alignment is kept (every unit holds a model's position 0)")
+    bos, tokens, keep = _side_inputs(alignment, {side: srcs[0].model for side, srcs in sides.items()}, prepend_bos)
     digest = _alignment_digest(alignment)
     if row_ids == "unit":
         unit_ids, unit_pos = unit_vocabulary(alignment)[1], _unit_positions(alignment, keep)
@@ -231,26 +213,15 @@ def extract_aligned_activations(
                 if not todo:
                     continue
                 docs = tokens[side][d0:d1]
-                batch = np.zeros((len(docs), pad_len[side]), dtype=np.int64)
-                mask = np.zeros(batch.shape, dtype=bool)
-                for i, t in enumerate(docs):
-                    batch[i, : t.shape[0]], mask[i, : t.shape[0]] = t, True
-                captured = _run_hooks(srcs[0].model, torch.from_numpy(batch).to(device),
-                                      torch.from_numpy(mask.astype(np.int64)).to(device), [s.hook_name for s in todo])
-                lengths = mask.sum(axis=1)
-                starts = np.concatenate([[0], np.cumsum(lengths)[:-1]])
-                offset = int(bos[side])
-                lo = (alignment.a_start if side == "a" else alignment.b_start)[units]
-                hi = (alignment.a_stop if side == "a" else alignment.b_stop)[units]
-                base = starts[unit_docs[units] - d0] + offset
-                ranges = np.stack([base + lo, base + hi], axis=1)
+                captured, mask, ranges = _forward_units(srcs[0].model, docs, pad_len[side], [s.hook_name for s in todo],
+                                                        alignment, side, units, d0, bos[side], device)
                 if row_ids == "unit":
                     ids, positions = unit_ids[units], unit_pos[units]
                 else:
                     ids = np.concatenate(docs)[ranges[:, 1] - 1] if units.size else np.zeros(0, dtype=np.int64)
                     positions = alignment.char_start[units]
                 for src in todo:
-                    per_token = encode_batch(src.sae, captured[src.hook_name], token_mask=torch.from_numpy(mask))
+                    per_token = encode_batch(src.sae, captured[src.hook_name], token_mask=mask)
                     rows = reduce_over_units(per_token, ranges, mode=reduce) if units.size else None
                     if units.size:
                         acts = FeatureActivations(
@@ -268,6 +239,116 @@ def extract_aligned_activations(
             store.close()
         raise
     return stores
+
+
+def _side_inputs(alignment: TokenAlignment, models: dict[str, Any], prepend_bos: tuple[bool, bool] | None
+                 ) -> tuple[dict[str, bool], dict[str, list[np.ndarray]], np.ndarray]:
+    """Per side ("a", "b"): whether it runs with BOS and its token ids per document; and the kept units."""
+    bos, tokens = {}, {}
+    for side, model in models.items():
+        tok = getattr(model, "tokenizer", None)
+        bos[side] = model_adds_bos(model) if prepend_bos is None else bool(prepend_bos["ab".index(side)])
+        if bos[side] and (tok is None or tok.bos_token_id is None):
+            raise ValueError(f"prepend_bos asks for a BOS on side {side.upper()}, but its model's tokenizer has none")
+        tokens[side] = _side_tokens(alignment, side, tok.bos_token_id if bos[side] else None)
+        longest = max((t.shape[0] for t in tokens[side]), default=0)
+        n_ctx = int(model.cfg.n_ctx)
+        if longest > n_ctx:
+            raise ValueError(
+                f"a document has {longest} tokens of model {side.upper()} but its n_ctx is {n_ctx}; split the "
+                "documents into shorter ones before aligning them"
+            )
+    keep = aligned_units(alignment, bos_a=bos["a"], bos_b=bos["b"])
+    if not keep.any():
+        raise ValueError("no unit of the alignment is kept (every unit holds a model's position 0)")
+    return bos, tokens, keep
+
+
+def aligned_hook_activations(
+    model_a: Any,
+    hooks_a: Sequence[str],
+    model_b: Any,
+    hooks_b: Sequence[str],
+    alignment: TokenAlignment,
+    *,
+    reduce: Literal["last", "mean"] = "last",
+    batch_size: int = 8,
+    device: Any = "cpu",
+    prepend_bos: tuple[bool, bool] | None = None,
+    progress: bool = True,
+) -> dict[str, dict[str, np.ndarray]]:
+    """Raw hook activations of both models on the alignment's kept units, in the rows of the aligned stores.
+
+    A side whose hook list is empty does not run (the kept units do not depend on it).
+
+    A unit's row is the activation at its ``last`` token in that model (the default: in a causal model it is the
+    position that has read exactly the unit's characters, in either tokenizer) or the ``mean`` over its tokens;
+    ``max`` is not offered, as it would mix the coordinates of different tokens of a signed dense vector.
+    The kept units, BOS convention and document batches are those of :func:`extract_aligned_activations`
+    (same ``prepend_bos``), so row i here is row i of its stores.
+
+    Returns:
+        ``{"a": {hook: float32 (n_kept, d_A)}, "b": {hook: float32 (n_kept, d_B)}}``.
+    """
+    from tqdm.auto import tqdm
+
+    if not isinstance(alignment, TokenAlignment):
+        raise ValueError(f"alignment must be a TokenAlignment (see align_tokens), got {type(alignment).__name__}")
+    check_choice(reduce, "reduce", ("last", "mean"))
+    batch_size = check_positive_int(batch_size, "batch_size")
+    hooks = {"a": list(hooks_a), "b": list(hooks_b)}
+    for side, names in hooks.items():
+        if not all(isinstance(h, str) for h in names):
+            raise ValueError(f"hooks_{side} must be a list of hook names, got {names!r}")
+    if not hooks["a"] and not hooks["b"]:
+        raise ValueError("hooks_a and hooks_b are both empty: name at least one hook")
+    bos, tokens, keep = _side_inputs(alignment, {"a": model_a, "b": model_b}, prepend_bos)
+    models = {"a": model_a, "b": model_b}
+    n_docs = alignment.n_documents
+    pad_len = {side: max(t.shape[0] for t in tokens[side]) for side in hooks}  # as the aligned stores were written
+    parts: dict[str, dict[str, list[np.ndarray]]] = {side: {h: [] for h in names} for side, names in hooks.items()}
+    for d0 in tqdm(range(0, n_docs, batch_size), desc="aligned hook activations", unit="batch",
+                   disable=None if progress else True):
+        d1 = min(d0 + batch_size, n_docs)
+        units = np.flatnonzero((alignment.doc >= d0) & (alignment.doc < d1) & keep)
+        if not units.size:
+            continue
+        for side, names in hooks.items():
+            if not names:  # a side with no hook does not run
+                continue
+            captured, mask, ranges = _forward_units(models[side], tokens[side][d0:d1], pad_len[side], names, alignment, side, units, d0,
+                                                    bos[side], device)
+            for h in names:
+                per_token = captured[h][mask].float().cpu().numpy()
+                parts[side][h].append(np.asarray(reduce_over_units(per_token, ranges, mode=reduce), dtype=np.float32))
+            del captured
+    return {side: {h: np.concatenate(rows, axis=0) if rows else
+                   np.zeros((0, int(models[side].cfg.d_model)), dtype=np.float32) for h, rows in by_hook.items()}
+            for side, by_hook in parts.items()}
+
+
+def _forward_units(model: Any, docs: list[np.ndarray], pad_len: int, hook_names: list[str], alignment: TokenAlignment,
+                   side: str, units: np.ndarray, d0: int, bos: bool, device: Any) -> tuple[dict[str, Any], Any, np.ndarray]:
+    """One side's forward pass over a batch of documents (right-padded to ``pad_len``).
+
+    Returns the captured hook tensors (batch, pad_len, d), the bool token mask (batch, pad_len) and the
+    (n_units, 2) token ranges ``[start, stop)`` of ``units`` (documents from ``d0`` on) in the batch's
+    real tokens concatenated, which is how :func:`encode_batch` and ``tensor[mask]`` lay them out.
+    """
+    import torch
+
+    batch = np.zeros((len(docs), pad_len), dtype=np.int64)
+    mask = np.zeros(batch.shape, dtype=bool)
+    for i, t in enumerate(docs):
+        batch[i, : t.shape[0]], mask[i, : t.shape[0]] = t, True
+    captured = _run_hooks(model, torch.from_numpy(batch).to(device), torch.from_numpy(mask.astype(np.int64)).to(device),
+                          hook_names)
+    lengths = mask.sum(axis=1)
+    starts = np.concatenate([[0], np.cumsum(lengths)[:-1]])
+    lo = (alignment.a_start if side == "a" else alignment.b_start)[units]
+    hi = (alignment.a_stop if side == "a" else alignment.b_stop)[units]
+    base = starts[alignment.doc[units] - d0] + int(bos)
+    return captured, torch.from_numpy(mask), np.stack([base + lo, base + hi], axis=1)
 
 
 def _open(path: Path, src: ActivationSource, meta: dict[str, Any], overwrite: bool) -> tuple[ActivationStore, int]:

@@ -137,29 +137,53 @@ class RunContext:
         return strings
 
     def hook_activations(self, layers: list[Layer]) -> dict[str, np.ndarray]:
-        """Layer key -> float32 (n_rows, d_model) raw activations at the layer's hook on the compared token rows.
+        """Layer key -> float32 (n_rows, d_model) raw activations at the layer's hook on the compared rows.
 
-        The rows are those of :meth:`activations` in the same order (the dataset's row mask: padding, BOS and a
-        window's position 0 left out), so row i of both is the same token; each model runs once for all its hooks,
-        and a layer read once is kept for the rest of the run (the crosscoder and splitting stages share it).
+        The rows are those of :meth:`activations` in the same order, so row i of both is the same token: the
+        dataset's row mask (padding, BOS and a window's position 0 left out), or, when the rows are aligned
+        units, each unit's activation at its last token in that model
+        (:func:`~featgeom_tda.extraction.aligned.aligned_hook_activations`). Each model runs once for all its
+        hooks, and a layer read once is kept for the rest of the run (crosscoder and splitting share it).
         """
-        from featgeom_tda.sources.saes import collect_activations_at
-
-        dataset, acts = self.dataset(), self.activations()
-        by_model: dict[str, list[Layer]] = {}
-        for layer in layers:
-            if layer.key not in self._hook_activations:  # kept for the later stages of this run
-                by_model.setdefault(layer.model, []).append(layer)
-        for model_name, group in by_model.items():
-            raw = collect_activations_at(self.sources.models[model_name], dataset.tokens, [x.hook for x in group],
-                                         batch_size=self.recipe.batch_size, mask=dataset.row_mask())
-            for layer in group:
-                x = raw[layer.hook].numpy().astype(np.float32, copy=False)
+        todo = [layer for layer in dict.fromkeys(layers) if layer.key not in self._hook_activations]
+        if todo:
+            raw = self._aligned_hook_activations(todo) if self.rows_are_units() else self._token_hook_activations(todo)
+            acts = self.activations()
+            for layer in todo:
+                x = raw[layer.key]
                 if x.shape[0] != acts[layer.key].n_tokens:
                     raise RuntimeError(f"{layer.key}: {x.shape[0]} hook rows but the extraction store has "
                                        f"{acts[layer.key].n_tokens}; the compared rows must be the same")
                 self._hook_activations[layer.key] = x
         return {layer.key: self._hook_activations[layer.key] for layer in layers}
+
+    def _token_hook_activations(self, layers: list[Layer]) -> dict[str, np.ndarray]:
+        from featgeom_tda.sources.saes import collect_activations_at
+
+        dataset, out = self.dataset(), {}
+        by_model: dict[str, list[Layer]] = {}
+        for layer in layers:
+            by_model.setdefault(layer.model, []).append(layer)
+        for model_name, group in by_model.items():
+            raw = collect_activations_at(self.sources.models[model_name], dataset.tokens, [x.hook for x in group],
+                                         batch_size=self.recipe.batch_size, mask=dataset.row_mask())
+            out.update({x.key: raw[x.hook].numpy().astype(np.float32, copy=False) for x in group})
+        return out
+
+    def _aligned_hook_activations(self, layers: list[Layer]) -> dict[str, np.ndarray]:
+        from featgeom_tda.extraction.aligned import aligned_hook_activations
+        from featgeom_tda.extraction.alignment import TokenAlignment
+        from featgeom_tda.extraction.dataset import tokenizer_adds_bos
+
+        names = [m.name for m in self.recipe.models]
+        sides = [[x for x in layers if x.model == name] for name in names]
+        models = [self.sources.models[name] for name in names]
+        bos = tuple(tokenizer_adds_bos(self.sources.tokenizers[name]) for name in names)  # as the extraction ran
+        hooks = [[x.hook for x in side] for side in sides]
+        raw = aligned_hook_activations(models[0], hooks[0], models[1], hooks[1],
+                                       TokenAlignment.load(self.alignment_dir), reduce="last",
+                                       batch_size=self.recipe.batch_size, device=self.recipe.device, prepend_bos=bos)
+        return {x.key: raw["ab"[i]][x.hook] for i, side in enumerate(sides) for x in side}
 
     def decoder_rows(self, layer: Layer) -> np.ndarray:
         """(n_features, d_model) decoder directions of the layer's SAE."""

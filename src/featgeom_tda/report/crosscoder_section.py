@@ -48,13 +48,15 @@ def crosscoder_section(cc: CrosscoderResult) -> Section:
     notes.append(f"Latent scaling: {cc.n_flagged} exclusive-looking latents have an activation ratio nu >= "
                  f"{cc.nu_threshold:g}, i.e. the other model's activations carry them too"
                  + (f" (latents {flagged})." if cc.n_flagged else "."))
+    rows = ("units aligned across the two tokenizers (each read at its last token in each model)"
+            if cc.rows == "aligned units" else "token rows")
     return Section(
         "crosscoder",
         "Crosscoder: one dictionary read from both models",
         how_to_read=("peaks of r near 0 and 1 are latents only one model uses, near 0.5 latents both use; a shared "
                      "latent whose best A and best B features are a matched pair confirms that match by a second method."),
         intro=(f"An acausal TopK crosscoder ({cc.width} latents, k = {cc.k}, {cc.training_steps} training steps) "
-               f"reads both models' raw activations at the main pair's hooks on the same {cc.n_tokens} token rows "
+               f"reads both models' raw activations at the main pair's hooks on the same {cc.n_tokens} {rows} "
                "the matching correlates and writes a reconstruction of each; r = |d_B| / (|d_A| + |d_B|) compares a "
                "latent's two decoder blocks. FVU = fraction of variance unexplained; L0 = active latents per token "
                "that write to that model."),

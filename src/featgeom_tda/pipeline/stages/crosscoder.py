@@ -1,7 +1,8 @@
 """Stage ``crosscoder``: one acausal TopK crosscoder of the main layer pair, measured against post-hoc matching.
 
-The crosscoder reads both models' raw activations at the main pair's hooks on the compared token rows (the
-rows of the extraction stores, so the same tokens the matching correlates) and is kept under
+The crosscoder reads both models' raw activations at the main pair's hooks on the compared rows (the rows of
+the extraction stores, so the same tokens the matching correlates; when the tokenizers differ, the aligned
+units, each at its last token in each model) and is kept under
 ``cache_dir/crosscoders/<fingerprint>`` (sae_lens format + ``crosscoder.json``), keyed by its options, the
 seed and a digest of the activations: a rerun of the stage (``--force crosscoder``, or changed thresholds)
 reuses it. Reported: per-model FVU and L0, the relative decoder norm histogram, latent classes, block cosines
@@ -46,13 +47,10 @@ def run(ctx: RunContext) -> CrosscoderResult:
     from featgeom_tda.viz.crosscoder import plot_decoder_norm_histogram
 
     a, b = main_pair(ctx.recipe)
-    if ctx.rows_are_units():
-        return CrosscoderResult(skipped="the crosscoder reads one hook activation per token row; these rows are units "
-                                        "aligned across two tokenizers, so it did not run", main_pair=pair_key(a, b))
     out = ctx.stage_dir("crosscoder")
     try:
         raw = ctx.hook_activations([a, b])
-    except RuntimeError as exc:  # compared rows that are not one token each (e.g. units aligned across tokenizers)
+    except RuntimeError as exc:  # hook rows that are not the stores' rows: a stale extraction
         return CrosscoderResult(skipped=f"the crosscoder needs one hook row per compared row: {exc}",
                                 main_pair=pair_key(a, b))
     xa, xb = raw[a.key], raw[b.key]
@@ -91,6 +89,7 @@ def run(ctx: RunContext) -> CrosscoderResult:
                                 title=f"crosscoder latents, {a.label} (A) vs {b.label} (B)")
     return CrosscoderResult(
         main_pair=pair_key(a, b), width=cc.width, k=int(cc.config.get("k", spec.k)), n_tokens=int(xa.shape[0]),
+        rows="aligned units" if ctx.rows_are_units() else "tokens",
         training_steps=int(cc.config.get("steps", 0)), fvu=_finite(fit["fvu"]), l0=_finite(fit["l0"]),
         dead_fraction=_finite(fit["dead_fraction"]),
         models=[CrosscoderModelFit(layer=layer.key, d_model=int(x.shape[1]), fvu=_finite(fit[f"fvu_{s}"]),
