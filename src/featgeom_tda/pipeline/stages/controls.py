@@ -34,6 +34,7 @@ import numpy as np
 
 from featgeom_tda.pipeline.context import RunContext
 from featgeom_tda.pipeline.layers import Layer, layer_pairs, main_pair, pair_key
+from featgeom_tda.pipeline.timing import PartTimes
 from featgeom_tda.results import ControlRow, MetricScore
 
 __all__ = ["controls"]
@@ -55,13 +56,7 @@ def controls(ctx: RunContext, metric_options: Any, decoder_scores: Any = None) -
     n_docs = _docs_for(dataset, spec.n_control_tokens)
     token_rows = dataset.row_mask(0, n_docs).sum()
     raw = _RawUnitsPerLayer(ctx, dataset.head(n_docs))  # each layer's neurons / residual read once, not per pair
-    seconds: dict[str, float] = {}
-
-    def timed(kind: str, build: Any) -> Any:
-        start = time.perf_counter()
-        value = build()
-        seconds[kind] = seconds.get(kind, 0.0) + time.perf_counter() - start
-        return value
+    timed = PartTimes("controls")
 
     for a, b in layer_pairs(ctx.recipe):
         if "activations" in spec.controls:
@@ -73,7 +68,7 @@ def controls(ctx: RunContext, metric_options: Any, decoder_scores: Any = None) -
         if "random_model" in spec.controls and (a, b) == main_pair(ctx.recipe):
             for seed in spec.random_model_seeds or [ctx.recipe.seed]:
                 rows.append(timed("random_model", lambda: _random_model_row(ctx, a, b, decoder_scores, seed)))
-    log.info("controls: %s", ", ".join(f"{k} {v:.1f} s" for k, v in seconds.items()))
+    timed.log()
     return rows
 
 

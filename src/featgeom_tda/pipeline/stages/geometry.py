@@ -5,40 +5,35 @@ from __future__ import annotations
 import logging
 import time
 from pathlib import Path
-from typing import Any, Callable, TypeVar
+from typing import Any
 
 import numpy as np
 
 from featgeom_tda.pipeline.context import RunContext
 from featgeom_tda.pipeline.layers import Layer, all_layers, layer_pairs, layers_of, main_pair, pair_key
 from featgeom_tda.pipeline.recipe import GeometrySpec
+from featgeom_tda.pipeline.timing import PartTimes
 from featgeom_tda.results import GeometryResult, MetricScore, PairGeometry, SpectraResult, SpectrumRow
 
 MIN_PAIRS = 10  # fewer matched pairs than this: the metrics are not computed
 
 log = logging.getLogger(__name__)
-T = TypeVar("T")
 
 
 def run(ctx: RunContext) -> GeometryResult:
     from featgeom_tda.pipeline.stages.controls import controls
 
     out = ctx.stage_dir("geometry")
-    grid = _timed("grid", lambda: {pair_key(a, b): _pair_geometry(ctx, a, b) for a, b in layer_pairs(ctx.recipe)})
-    return GeometryResult(
-        grid=grid, heatmaps=_heatmaps(ctx, grid, out), subspaces=_timed("subspaces", lambda: _concept_subspaces(ctx)),
-        spectra=_timed("spectra", lambda: _spectra(ctx, out)),
-        controls=_timed("controls", lambda: controls(ctx, metric_options, decoder_scores)),
-        keyword_subspaces=_timed("keyword subspaces", lambda: _keyword_subspaces(ctx)),
+    timed = PartTimes("geometry")
+    grid = timed("grid", lambda: {pair_key(a, b): _pair_geometry(ctx, a, b) for a, b in layer_pairs(ctx.recipe)})
+    result = GeometryResult(
+        grid=grid, heatmaps=_heatmaps(ctx, grid, out), subspaces=timed("subspaces", lambda: _concept_subspaces(ctx)),
+        spectra=timed("spectra", lambda: _spectra(ctx, out)),
+        controls=timed("controls", lambda: controls(ctx, metric_options, decoder_scores)),
+        keyword_subspaces=timed("keyword subspaces", lambda: _keyword_subspaces(ctx)),
     )
-
-
-def _timed(part: str, build: Callable[[], T]) -> T:
-    """``build()``, logging how long that part of the stage took (``featgeom -v`` shows it)."""
-    start = time.perf_counter()
-    value = build()
-    log.info("geometry: %s in %.1f s", part, time.perf_counter() - start)
-    return value
+    timed.log()
+    return result
 
 
 def metric_options(metric: str, spec: GeometrySpec) -> dict[str, Any]:
