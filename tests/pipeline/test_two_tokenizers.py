@@ -66,7 +66,7 @@ def run(tmp_path_factory, tiny_tokenizer, subword_tokenizer):
         "token_budget": 1200,
         "matching": {"threshold": None},
         "geometry": {"n_permutations": 10, "n_subset_draws": 3, "metrics": ["svcca", "cka"],
-                     "controls": ["activations", "neurons"], "n_control_tokens": 400},
+                     "controls": ["activations", "residual", "neurons"], "n_control_tokens": 400},
         "topology": {"n_landmarks": 40, "n_cubes": 4, "persistence": False},
         "interpretation": {"n_pairs": 3, "n_same_token_baseline": 10},
         "steering": {"enabled": True, "tasks": ["pronoun"], "alphas": [0.0, 4.0]},
@@ -152,8 +152,23 @@ def test_per_token_analyses_say_why_they_do_not_run_on_units(run):
     controls = pipe.results("geometry").controls
     neurons = [row for row in controls if row.kind.startswith("MLP neurons")]
     assert neurons and all("aligned units" in row.skipped for row in neurons)
-    activations = [row for row in controls if not row.kind.startswith("MLP neurons")]
+    activations = [row for row in controls if not row.kind.startswith(("MLP neurons", "raw residual"))]
     assert activations and all(row.skipped or row.metrics for row in activations)
+
+
+def test_the_residual_control_compares_the_models_on_the_units_last_tokens(run):
+    from featgeom_tda.pipeline.layers import main_pair
+
+    recipe, pipe = run
+    (row,) = [r for r in pipe.results("geometry").controls if r.kind.startswith("raw residual")]
+    assert row.skipped is None and 0 < row.n_rows <= 400 + 80
+    a, b = main_pair(recipe)
+    raw = pipe.context.hook_activations([a, b])
+    X, Y = (raw[x.key][: row.n_rows].astype(np.float64) for x in (a, b))
+    X, Y = X - X.mean(axis=0), Y - Y.mean(axis=0)  # linear CKA in float64, by hand
+    cka = np.linalg.norm(Y.T @ X) ** 2 / (np.linalg.norm(X.T @ X) * np.linalg.norm(Y.T @ Y))
+    assert row.metrics["cka"].score == pytest.approx(cka, abs=1e-6)
+    assert row.metrics["cka"].p_value is not None and 0 < row.metrics["cka"].p_value <= 1
 
 
 def test_explorer_cards_read_units_and_each_models_own_unembedding(run):

@@ -62,7 +62,7 @@ def controls(ctx: RunContext, metric_options: Any, decoder_scores: Any = None) -
         if "activations" in spec.controls:
             rows.append(timed("activations", lambda: _activation_row(ctx, a, b, int(token_rows), metric_options)))
         if "residual" in spec.controls:
-            rows.append(timed("residual", lambda: _residual_row(ctx, a, b, raw, metric_options)))
+            rows.append(timed("residual", lambda: _residual_row(ctx, a, b, raw, int(token_rows), metric_options)))
         if "neurons" in spec.controls:
             rows.extend(timed("neurons", lambda: _neuron_rows(ctx, a, b, raw, metric_options)))
         if "random_model" in spec.controls and (a, b) == main_pair(ctx.recipe):
@@ -92,15 +92,18 @@ class _RawUnitsPerLayer:
         return self._cache[key]
 
 
-def _residual_row(ctx: RunContext, a: Layer, b: Layer, raw: _RawUnitsPerLayer, metric_options: Any) -> ControlRow:
+def _residual_row(ctx: RunContext, a: Layer, b: Layer, raw: _RawUnitsPerLayer, n_rows: int,
+                  metric_options: Any) -> ControlRow:
     """The raw residual streams at the two hooks, every dimension, compared on the same token rows (the
-    representational similarity the SAE bases are read against); null: B's token rows shuffled."""
+    representational similarity the SAE bases are read against); null: B's token rows shuffled. On aligned
+    units, each unit's activation at its last token in each model (``ctx.hook_activations``)."""
     kind = "raw residual stream, token activations (all dimensions)"
     if ctx.rows_are_units():
-        return ControlRow(a=a.key, b=b.key, kind=kind, n_pairs=0,
-                          skipped="the rows are aligned units of two tokenizers; residual activations are per token")
-    X = raw.get("residual", a).activations.astype(np.float64)
-    Y = raw.get("residual", b).activations.astype(np.float64)
+        unit_rows = ctx.hook_activations([a, b])
+        X, Y = (unit_rows[x.key][:n_rows].astype(np.float64) for x in (a, b))
+    else:
+        X = raw.get("residual", a).activations.astype(np.float64)
+        Y = raw.get("residual", b).activations.astype(np.float64)
     try:
         scores = _scores(ACTIVATION_METRICS, X, Y, ctx, metric_options)
     except ValueError as exc:
