@@ -35,7 +35,8 @@ from featgeom_tda.extraction.encoding import encode_batch
 from featgeom_tda.extraction.source import ActivationSource, weights_fingerprint
 from featgeom_tda.sources.checkpoints import tokenizer_adds_bos
 
-__all__ = ["extract_aligned_activations", "aligned_hook_activations", "aligned_units", "kept_units", "unit_vocabulary", "units_dataset"]
+__all__ = ["extract_aligned_activations", "aligned_hook_activations", "aligned_units", "kept_units", "unit_vocabulary",
+           "units_dataset"]
 
 log = logging.getLogger(__name__)
 
@@ -302,8 +303,8 @@ def aligned_hook_activations(
             raise ValueError(f"hooks_{side} must be a list of hook names, got {names!r}")
     if not hooks["a"] and not hooks["b"]:
         raise ValueError("hooks_a and hooks_b are both empty: name at least one hook")
-    bos, tokens, keep = _side_inputs(alignment, {"a": model_a, "b": model_b}, prepend_bos)
     models = {"a": model_a, "b": model_b}
+    bos, tokens, keep = _side_inputs(alignment, models, prepend_bos)
     n_docs = alignment.n_documents
     pad_len = {side: max(t.shape[0] for t in tokens[side]) for side in hooks}  # as the aligned stores were written
     parts: dict[str, dict[str, list[np.ndarray]]] = {side: {h: [] for h in names} for side, names in hooks.items()}
@@ -316,8 +317,8 @@ def aligned_hook_activations(
         for side, names in hooks.items():
             if not names:  # a side with no hook does not run
                 continue
-            captured, mask, ranges = _forward_units(models[side], tokens[side][d0:d1], pad_len[side], names, alignment, side, units, d0,
-                                                    bos[side], device)
+            captured, mask, ranges = _forward_units(models[side], tokens[side][d0:d1], pad_len[side], names,
+                                                    alignment, side, units, d0, bos[side], device)
             for h in names:
                 per_token = captured[h][mask].float().cpu().numpy()
                 parts[side][h].append(np.asarray(reduce_over_units(per_token, ranges, mode=reduce), dtype=np.float32))
