@@ -173,12 +173,10 @@ class RunContext:
     def _aligned_hook_activations(self, layers: list[Layer]) -> dict[str, np.ndarray]:
         from featgeom_tda.extraction.aligned import aligned_hook_activations
         from featgeom_tda.extraction.alignment import TokenAlignment
-        from featgeom_tda.extraction.dataset import tokenizer_adds_bos
-
         names = [m.name for m in self.recipe.models]
         sides = [[x for x in layers if x.model == name] for name in names]
         models = [self.sources.models[name] for name in names]
-        bos = tuple(tokenizer_adds_bos(self.sources.tokenizers[name]) for name in names)  # as the extraction ran
+        bos = self.sources.prepend_bos(names)  # as the extraction ran
         hooks = [[x.hook for x in side] for side in sides]
         raw = aligned_hook_activations(models[0], hooks[0], models[1], hooks[1],
                                        TokenAlignment.load(self.alignment_dir), reduce="last",

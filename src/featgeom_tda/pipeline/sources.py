@@ -70,6 +70,13 @@ class Sources:
         """Whether the models' tokenizers differ, so that the comparison runs on aligned units."""
         return self.compare_texts is not None
 
+    def prepend_bos(self, names: list[str]) -> tuple[bool, ...]:
+        """Whether each named model's windows start with BOS, as its checkpoint's own tokenizer has it (SmolLM2
+        without, Gemma with): the convention its SAEs trained under and every aligned forward pass uses."""
+        from featgeom_tda.extraction.dataset import tokenizer_adds_bos
+
+        return tuple(tokenizer_adds_bos(self.tokenizers[name]) for name in names)
+
 
 def uses_embedded(recipe: Recipe) -> bool:
     return any(m.source == "embedded" for m in recipe.models) or recipe.dataset.source == "embedded"

@@ -45,8 +45,6 @@ def _run_aligned(ctx: RunContext) -> ExtractionResult:
     from featgeom_tda.extraction.activations import ActivationSource
     from featgeom_tda.extraction.aligned import extract_aligned_activations, kept_units, unit_vocabulary, units_dataset
     from featgeom_tda.extraction.alignment import align_tokens
-    from featgeom_tda.extraction.dataset import tokenizer_adds_bos
-
     src, recipe = ctx.sources, ctx.recipe
     names = [m.name for m in recipe.models]
     tok_a, tok_b = (src.tokenizers[n] for n in names)
@@ -54,8 +52,7 @@ def _run_aligned(ctx: RunContext) -> ExtractionResult:
     alignment.save(ctx.alignment_dir)
     sides = [[ActivationSource(layer.key, src.models[layer.model], layer.hook, src.saes[layer.key], model_id=layer.model)
               for layer in layers_of(recipe, side)] for side in (0, 1)]
-    # each model as its checkpoint's own tokenizer has it (SmolLM2 without BOS, Gemma with), as its SAEs trained
-    bos = (tokenizer_adds_bos(tok_a), tokenizer_adds_bos(tok_b))
+    bos = src.prepend_bos(names)
     stores = extract_aligned_activations(sides[0], sides[1], alignment, ctx.stores_dir, reduce=recipe.alignment.reduce,
                                          row_ids="unit", batch_size=recipe.batch_size, device=recipe.device,
                                          overwrite=True, prepend_bos=bos)
