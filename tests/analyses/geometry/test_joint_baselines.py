@@ -59,3 +59,14 @@ def test_bad_metric_maps_are_refused(metrics, match):
     X, Y = _pair()
     with pytest.raises(ValueError, match=match):
         permutation_tests(metrics, X, Y, n_permutations=5)
+
+
+def test_subset_draws_read_svcca_and_pwcca_from_one_cca_only_when_they_share_bases(monkeypatch):
+    calls = []
+    real = pw.pwcca_and_svcca
+    monkeypatch.setattr(pw, "pwcca_and_svcca", lambda X, Y, **o: calls.append(X.shape) or real(X, Y, **o))
+    X, Y = _pair(n=80, seed=2)
+    random_subset_baselines(METRICS, X, Y, 40, n_draws=3, seed=0)
+    assert calls == [(40, 12)] * 3
+    random_subset_baselines({**METRICS, "pwcca": {"variance": 0.8}}, X, Y, 40, n_draws=3, seed=0)
+    assert len(calls) == 3  # different kept components: each metric on its own

@@ -692,7 +692,8 @@ def random_subset_baselines(
     seed: int = 0,
 ) -> dict[str, SubsetBaselineResult]:
     """:func:`random_subset_baseline` of several named metrics, each draw scored by every metric: the same draws
-    (one stream from ``seed``, as each separate call draws) and the same scores. Returns metric name ->
+    (one stream from ``seed``, as each separate call draws) and the same scores, SVCCA and PWCCA of the same kept
+    components from one CCA per draw. Returns metric name ->
     :class:`SubsetBaselineResult`, in the order of ``metrics``."""
     metrics = _named(metrics, "metrics")
     n_draws = check_positive_int(n_draws, "n_draws")
@@ -701,10 +702,14 @@ def random_subset_baselines(
     for name, opts in metrics.items():
         _check_options(_resolve(name), opts)
     Xa, Ya, nx, ny = _subset_inputs(X_full, Y_full, n, False)
+    joint = nx == ny and _joint_cca(metrics)  # one CCA per draw gives both
     scores = {name: np.empty(n_draws, dtype=np.float64) for name in metrics}
     for i, (Xs, Ys) in enumerate(_subset_draws(Xa, Ya, nx, ny, n_draws, seed, False)):
+        if joint:
+            scores["pwcca"][i], scores["svcca"][i] = pw.pwcca_and_svcca(Xs, Ys, **metrics["pwcca"])
         for name, opts in metrics.items():
-            scores[name][i] = float(_resolve(name).func(Xs, Ys, **opts))
+            if not (joint and name in ("svcca", "pwcca")):
+                scores[name][i] = float(_resolve(name).func(Xs, Ys, **opts))
     return {
         name: SubsetBaselineResult(metric=name, scores=v, mean=float(v.mean()), std=float(v.std()), n=(nx, ny),
                                    n_draws=n_draws, seed=seed, paired=False, observed=None, p_value=None,

@@ -321,6 +321,12 @@ def shares_svcca_bases(svcca_options: dict[str, Any], pwcca_options: dict[str, A
     return rule(svcca_options) == rule(pwcca_options)
 
 
+def pwcca_and_svcca(X: np.ndarray, Y: np.ndarray, **options: Any) -> tuple[float, float]:
+    """(PWCCA, SVCCA) of paired float64 rows from one CCA of the kept bases, for PWCCA ``options`` whose component
+    rule SVCCA shares (:func:`shares_svcca_bases`)."""
+    return _fast_pwcca_and_svcca(X, Y, **options)(np.arange(X.shape[0]))
+
+
 def _fast_pwcca_and_svcca(
     X: np.ndarray, Y: np.ndarray, *, variance: float = 0.99, n_components: Any = None,
     max_components: Any = sim.AUTO_MAX_COMPONENTS, side: str = "x", weight_basis: str = "components",
