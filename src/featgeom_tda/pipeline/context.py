@@ -173,6 +173,7 @@ class RunContext:
     def _aligned_hook_activations(self, layers: list[Layer]) -> dict[str, np.ndarray]:
         from featgeom_tda.extraction.aligned import aligned_hook_activations
         from featgeom_tda.extraction.alignment import TokenAlignment
+
         names = [m.name for m in self.recipe.models]
         sides = [[x for x in layers if x.model == name] for name in names]
         models = [self.sources.models[name] for name in names]

@@ -45,6 +45,7 @@ def _run_aligned(ctx: RunContext) -> ExtractionResult:
     from featgeom_tda.extraction.activations import ActivationSource
     from featgeom_tda.extraction.aligned import extract_aligned_activations, kept_units, unit_vocabulary, units_dataset
     from featgeom_tda.extraction.alignment import align_tokens
+
     src, recipe = ctx.sources, ctx.recipe
     names = [m.name for m in recipe.models]
     tok_a, tok_b = (src.tokenizers[n] for n in names)
