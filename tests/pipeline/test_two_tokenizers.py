@@ -14,6 +14,7 @@ from featgeom_tda.pipeline import run_recipe
 from featgeom_tda.pipeline.recipe import recipe_from_dict
 
 HOOK_A, HOOK_B = "blocks.1.hook_resid_post", "blocks.0.hook_resid_post"
+HOOK_A_EARLY = "blocks.0.hook_resid_post"  # a second layer of A: two layer pairs
 
 
 def _llama_folder(root, tokenizer, seed):
@@ -59,7 +60,7 @@ def run(tmp_path_factory, tiny_tokenizer, subword_tokenizer):
     sae = {"kind": "train", "width_multiple": 2, "k": 4, "training_tokens": 3000}
     recipe = recipe_from_dict({
         "name": "two tokenizers",
-        "models": [{"name": "words", "source": "hf-folder", "path": str(folder_a), "layers": [{"hook": HOOK_A, "sae": sae}]},
+        "models": [{"name": "words", "source": "hf-folder", "path": str(folder_a), "layers": [{"hook": HOOK_A_EARLY, "sae": sae}, {"hook": HOOK_A, "sae": sae}]},
                    {"name": "pieces", "source": "hf-folder", "path": str(folder_b), "layers": [{"hook": HOOK_B, "sae": sae}]}],
         "dataset": {"source": "text", "files": [str(texts / "*.txt")], "max_length": 32, "min_chars": 200},
         "alignment": {"reduce": "max", "chunk_chars": 80},
@@ -73,7 +74,16 @@ def run(tmp_path_factory, tiny_tokenizer, subword_tokenizer):
         "crosscoder": {"enabled": True, "width_multiple": 2, "k": 4, "training_tokens": 4000, "batch_size": 256},
         "cache_dir": str(tmp / "cache"), "output_dir": str(tmp / "out"), "batch_size": 8,
     })
-    return recipe, run_recipe(recipe)
+    from featgeom_tda.pipeline.context import RunContext
+
+    aligned_reads = []
+    read = RunContext._aligned_hook_activations
+    with pytest.MonkeyPatch.context() as patch:  # record which layers each forward over the units reads
+        patch.setattr(RunContext, "_aligned_hook_activations",
+                      lambda ctx, layers: aligned_reads.append([x.key for x in layers]) or read(ctx, layers))
+        pipe = run_recipe(recipe)
+    pipe.aligned_reads = aligned_reads
+    return recipe, pipe
 
 
 def test_every_store_holds_the_same_units_with_unit_vocabulary_ids(run):
@@ -160,9 +170,13 @@ def test_the_residual_control_compares_the_models_on_the_units_last_tokens(run):
     from featgeom_tda.pipeline.layers import main_pair
 
     recipe, pipe = run
-    (row,) = [r for r in pipe.results("geometry").controls if r.kind.startswith("raw residual")]
-    assert row.skipped is None and 0 < row.n_rows <= 400 + 80
     a, b = main_pair(recipe)
+    rows = [r for r in pipe.results("geometry").controls if r.kind.startswith("raw residual")]
+    assert len(rows) == 2 and all(r.skipped is None for r in rows)
+    (row,) = [r for r in rows if (r.a, r.b) == (a.key, b.key)]
+    assert 0 < row.n_rows <= 400 + 80
+    # both models run over the units once, for every hook of the recipe, not once per layer pair
+    assert pipe.aligned_reads == [[f"words__{HOOK_A_EARLY}", f"words__{HOOK_A}", f"pieces__{HOOK_B}"]]
     raw = pipe.context.hook_activations([a, b])
     X, Y = (raw[x.key][: row.n_rows].astype(np.float64) for x in (a, b))
     X, Y = X - X.mean(axis=0), Y - Y.mean(axis=0)  # linear CKA in float64, by hand

@@ -33,7 +33,7 @@ from typing import Any
 import numpy as np
 
 from featgeom_tda.pipeline.context import RunContext
-from featgeom_tda.pipeline.layers import Layer, layer_pairs, main_pair, pair_key
+from featgeom_tda.pipeline.layers import Layer, all_layers, layer_pairs, main_pair, pair_key
 from featgeom_tda.pipeline.timing import PartTimes
 from featgeom_tda.results import ControlRow, MetricScore
 
@@ -57,6 +57,8 @@ def controls(ctx: RunContext, metric_options: Any, decoder_scores: Any = None) -
     token_rows = dataset.row_mask(0, n_docs).sum()
     raw = _RawUnitsPerLayer(ctx, dataset.head(n_docs))  # each layer's neurons / residual read once, not per pair
     timed = PartTimes("controls")
+    if "residual" in spec.controls and ctx.rows_are_units():  # each model runs once for all its hooks
+        timed("residual", lambda: ctx.hook_activations(all_layers(ctx.recipe)))
 
     for a, b in layer_pairs(ctx.recipe):
         if "activations" in spec.controls:
